@@ -1,0 +1,165 @@
+//! `spot_cam_sim`: a simulated Spot robot and Spot CAM for tests, benchmarks and demos.
+//!
+//! Speaks the robot's gRPC over TLS (auth, directory, Spot CAM compositor, stream quality,
+//! PTZ), the camera's HTTPS WebRTC signalling and WebRTC itself, and streams a synthetic scene
+//! encoded live with openh264. Prints `ready grpc=<addr> sdp=<addr> ca=<path>` once listening.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use spot_ptz_stream::shutdown;
+use spot_ptz_stream::sim::simulator::{self, SimConfig};
+
+/// A simulated Spot robot and Spot CAM (gRPC/TLS, HTTPS signalling, WebRTC H.264).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address to listen on (gRPC, signalling and WebRTC).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// gRPC (robot API) port; 0 picks a free port. The real robot uses 443.
+    #[arg(long, default_value_t = 0)]
+    grpc_port: u16,
+    /// HTTPS signalling port; 0 picks a free port. The real robot uses 31102.
+    #[arg(long, default_value_t = 0)]
+    sdp_port: u16,
+    /// Signalling path, without the leading slash.
+    #[arg(long, default_value = "h264.sdp")]
+    sdp_path: String,
+    /// Directory for the generated test root CA (`ca.pem`); created if missing.
+    #[arg(long)]
+    cert_dir: PathBuf,
+    /// The robot user's name.
+    #[arg(long)]
+    username: String,
+    /// The robot user's password.
+    #[arg(long)]
+    password: String,
+    /// Stream width in pixels.
+    #[arg(long, default_value_t = 1920)]
+    width: u32,
+    /// Stream height in pixels.
+    #[arg(long, default_value_t = 1080)]
+    height: u32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Initial target bitrate (StreamQualityService can change it).
+    #[arg(long, default_value_t = 2_000_000)]
+    bitrate_bps: i64,
+    /// Frames between IDR pictures; 0 = an IDR only at session start and on PLI/FIR.
+    #[arg(long = "idr-interval", default_value_t = 30)]
+    idr_interval_frames: i64,
+    /// Write `frame_number,send_time_unix_ns` (capture time) for every frame to this CSV.
+    #[arg(long)]
+    frame_log: Option<PathBuf>,
+    /// Fault: drop this percentage of outgoing video RTP packets.
+    #[arg(long, default_value_t = 0.0)]
+    loss_percent: f64,
+    /// Fault: close every peer connection this many seconds after it connected.
+    #[arg(long)]
+    drop_after_secs: Option<f64>,
+    /// Fault: answer signalling with 503 for this many seconds after start.
+    #[arg(long)]
+    refuse_signalling_secs: Option<f64>,
+    /// Fault: start each session on a non-IDR frame and do not send an IDR when a peer joins.
+    #[arg(long)]
+    join_mid_stream: bool,
+    /// Send SPS/PPS before every frame (by default only with IDRs, like a bare encoder).
+    #[arg(long)]
+    repeat_parameter_sets: bool,
+    /// Fault: `pano_full` streams at half the height, so SetScreen changes the resolution.
+    #[arg(long)]
+    resize_on_screen_change: bool,
+    /// The Spot CAM services appear in the directory only this many seconds after start.
+    #[arg(long, default_value_t = 0.0)]
+    services_delay_secs: f64,
+}
+
+fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{name} must be a non-negative number of seconds, got {value}"))
+}
+
+impl Args {
+    fn into_config(self) -> anyhow::Result<SimConfig> {
+        if self.width < 64 || self.height < 64 || self.width > 4096 || self.height > 2304 {
+            bail!("--width/--height must be between 64x64 and 4096x2304, got {}x{}", self.width, self.height);
+        }
+        if !(1..=120).contains(&self.fps) {
+            bail!("--fps must be between 1 and 120, got {}", self.fps);
+        }
+        if !(0.0..=100.0).contains(&self.loss_percent) {
+            bail!("--loss-percent must be between 0 and 100, got {}", self.loss_percent);
+        }
+        if self.idr_interval_frames < 0 {
+            bail!("--idr-interval must be 0 (only on request) or a positive number of frames");
+        }
+        Ok(SimConfig {
+            bind: self.bind,
+            grpc_port: self.grpc_port,
+            sdp_port: self.sdp_port,
+            sdp_path: self.sdp_path,
+            cert_dir: self.cert_dir,
+            username: self.username,
+            password: self.password,
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            bitrate_bps: self.bitrate_bps,
+            idr_interval_frames: self.idr_interval_frames,
+            frame_log: self.frame_log,
+            loss_percent: self.loss_percent,
+            drop_after: self.drop_after_secs.map(|s| seconds("drop-after-secs", s)).transpose()?,
+            refuse_signalling_for: self
+                .refuse_signalling_secs
+                .map(|s| seconds("refuse-signalling-secs", s))
+                .transpose()?,
+            join_mid_stream: self.join_mid_stream,
+            repeat_parameter_sets: self.repeat_parameter_sets,
+            resize_on_screen_change: self.resize_on_screen_change,
+            services_delay: seconds("services-delay-secs", self.services_delay_secs)?,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // One crypto provider for TLS everywhere (gRPC, HTTPS, DTLS use ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let config = Args::parse().into_config()?;
+    tracing::info!(
+        bind = %config.bind, width = config.width, height = config.height, fps = config.fps,
+        bitrate_bps = config.bitrate_bps, idr_interval_frames = config.idr_interval_frames,
+        loss_percent = config.loss_percent, drop_after = ?config.drop_after,
+        refuse_signalling_for = ?config.refuse_signalling_for, join_mid_stream = config.join_mid_stream,
+        resize_on_screen_change = config.resize_on_screen_change, username = %config.username,
+        "starting spot_cam_sim"
+    );
+    let shutdown = shutdown::on_terminate_signals().context("could not install signal handlers")?;
+    let running = simulator::start(config, shutdown.clone()).await?;
+    println!(
+        "ready grpc={} sdp={} ca={}",
+        running.grpc_addr,
+        running.sdp_addr,
+        running.ca_path.display()
+    );
+    shutdown.cancelled().await;
+    let stopped = tokio::time::timeout(Duration::from_secs(2), running.wait()).await;
+    match stopped {
+        Ok(result) => result.context("the simulator failed")?,
+        Err(_) => tracing::warn!("some simulator tasks did not stop within 2 s"),
+    }
+    Ok(())
+}

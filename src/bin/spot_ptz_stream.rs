@@ -1,0 +1,44 @@
+//! `spot_ptz_stream`: the ROS 2 node streaming Spot CAM video into `image_raw`.
+//!
+//! Parameters come from `--ros-args` (YAML files, `-p`); credentials from
+//! `BOSDYN_CLIENT_USERNAME` / `BOSDYN_CLIENT_PASSWORD`. Exits 0 on SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use spot_ptz_stream::ros::{self, logging::RosLogLayer};
+use spot_ptz_stream::shutdown;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPOT_PTZ_STREAM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(RosLogLayer::new(ros::NODE_NAME))
+        .init();
+    // One TLS crypto provider (ring) for gRPC, HTTPS and DTLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let outcome = (|| -> anyhow::Result<()> {
+        let ctx = r2r::Context::create()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let shutdown = shutdown::on_terminate_signals()?;
+            ros::run(ctx, shutdown).await?;
+            anyhow::Ok(())
+        })?;
+        // Tasks still blocked in the runtime (none expected) must not delay the exit.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

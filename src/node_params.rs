@@ -1,0 +1,405 @@
+//! The ROS node's parameters: one struct, defaults, validation with messages that name the
+//! parameter and its accepted values. ROS-free: the node reads values through
+//! [`ParamSource`], so validation is tested without ROS.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::decoder::{ColorMatrix, ColorRange};
+
+/// A parameter value as ROS carries it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamValue {
+    Bool(bool),
+    Integer(i64),
+    Double(f64),
+    String(String),
+    StringArray(Vec<String>),
+}
+
+impl ParamValue {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Self::Bool(_) => "bool",
+            Self::Integer(_) => "integer",
+            Self::Double(_) => "double",
+            Self::String(_) => "string",
+            Self::StringArray(_) => "string array",
+        }
+    }
+}
+
+/// Where parameter values come from (ROS parameters in the node, a map in tests).
+pub trait ParamSource {
+    /// The value of a parameter, or `None` when it was not set.
+    fn get(&self, name: &str) -> Option<ParamValue>;
+}
+
+impl ParamSource for std::collections::HashMap<String, ParamValue> {
+    fn get(&self, name: &str) -> Option<ParamValue> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+/// A parameter is missing, of the wrong type, or out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("parameter {name}: {problem}; accepted: {accepted}")]
+pub struct ParamError {
+    pub name: &'static str,
+    pub problem: String,
+    pub accepted: String,
+}
+
+/// Reliability of the image publishers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reliability {
+    Reliable,
+    BestEffort,
+}
+
+impl fmt::Display for Reliability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Reliable => "reliable",
+            Self::BestEffort => "best_effort",
+        })
+    }
+}
+
+/// Every parameter of `spot_ptz_stream`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeParams {
+    pub robot_host: String,
+    pub grpc_port: u16,
+    pub sdp_port: u16,
+    pub sdp_path: String,
+    /// Empty: the embedded Boston Dynamics root CA.
+    pub robot_ca_path: Option<PathBuf>,
+    /// Empty: the camera's certificate is not verified (like the official client).
+    pub camera_ca_path: Option<PathBuf>,
+    /// Empty: leave the compositor screen as it is.
+    pub screen: Option<String>,
+    /// 0: leave the camera's bitrate as it is.
+    pub target_bitrate_bps: Option<i64>,
+    /// 0: leave the camera's IDR interval as it is.
+    pub idr_interval_frames: Option<i64>,
+    pub initial_ptz_enabled: bool,
+    pub initial_ptz_name: String,
+    pub initial_pan_deg: f64,
+    pub initial_tilt_deg: f64,
+    pub initial_zoom: f64,
+    pub autostart: bool,
+    pub frame_id: String,
+    pub camera_info_url: Option<String>,
+    pub image_qos_depth: usize,
+    pub image_qos_reliability: Reliability,
+    pub queue_depth: usize,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+    pub token_refresh: Duration,
+    pub keyframe_wait: Duration,
+    pub color_range: ColorRange,
+    pub color_matrix: ColorMatrix,
+    pub udp_bind_address: String,
+    pub diagnostics_period: Duration,
+    pub auto_trigger: bool,
+    pub trigger_class_ids: Vec<String>,
+    pub trigger_min_score: f64,
+    pub trigger_timeout: Duration,
+}
+
+/// Name, default and description of every parameter, in the order they are documented.
+pub const PARAMETERS: &[(&str, &str, &str)] = &[
+    ("robot_host", "\"\"", "Robot hostname or IP (falls back to the SPOT_IP environment variable)."),
+    ("grpc_port", "443", "Robot gRPC port."),
+    ("sdp_port", "31102", "Spot CAM WebRTC signalling port (HTTPS)."),
+    ("sdp_path", "\"h264.sdp\"", "Signalling path on the camera."),
+    ("robot_ca_path", "\"\"", "PEM root CA of the robot; empty = embedded Boston Dynamics root CA."),
+    ("camera_ca_path", "\"\"", "PEM CA for the camera's HTTPS certificate; empty = not verified (warns)."),
+    ("screen", "\"mech_full\"", "Compositor screen to stream; empty = leave as is."),
+    ("target_bitrate_bps", "2000000", "Camera target bitrate; 0 = leave as is."),
+    ("idr_interval_frames", "30", "Frames between IDR pictures; 0 = leave as is."),
+    ("initial_ptz_enabled", "false", "Move the PTZ before streaming."),
+    ("initial_ptz_name", "\"mech\"", "PTZ to move."),
+    ("initial_pan_deg", "0.0", "Initial pan in degrees."),
+    ("initial_tilt_deg", "0.0", "Initial tilt in degrees."),
+    ("initial_zoom", "1.0", "Initial zoom level."),
+    ("autostart", "true", "Start streaming at start-up (else wait for ~/start_stream)."),
+    ("frame_id", "\"spot_cam_ptz_optical\"", "frame_id of image_raw and camera_info."),
+    ("camera_info_url", "\"\"", "file:// URL of a camera_calibration YAML; empty = uncalibrated."),
+    ("image_qos_depth", "1", "History depth of image_raw and camera_info (keep-last)."),
+    ("image_qos_reliability", "\"reliable\"", "reliable or best_effort."),
+    ("queue_depth", "2", "Decoded frames buffered before publishing; older ones are dropped."),
+    ("connect_timeout_secs", "10.0", "WebRTC connection timeout."),
+    ("stall_timeout_secs", "5.0", "No video for this long triggers a reconnect."),
+    ("reconnect_initial_secs", "0.5", "First reconnect delay (doubles, with jitter)."),
+    ("reconnect_max_secs", "10.0", "Longest reconnect delay."),
+    ("token_refresh_secs", "3600.0", "Re-mint the user token this often."),
+    ("keyframe_wait_secs", "2.0", "Wait this long for an IDR before decoding intra-refresh frames."),
+    ("color_range", "\"limited\"", "YUV range of the stream: limited or full."),
+    ("color_matrix", "\"bt601\"", "YUV matrix of the stream: bt601 or bt709."),
+    ("udp_bind_address", "\"0.0.0.0\"", "Local address for WebRTC UDP sockets."),
+    ("diagnostics_period_secs", "1.0", "Period of ~/stats and /diagnostics."),
+    ("auto_trigger", "false", "Start on a matching detection, stop after trigger_timeout_secs without."),
+    ("trigger_class_ids", "[\"person\", \"0\"]", "Detection class_ids that start the stream."),
+    ("trigger_min_score", "0.5", "Lowest detection score that starts the stream."),
+    ("trigger_timeout_secs", "10.0", "Stop this long after the last matching detection."),
+];
+
+struct Reader<'a> {
+    source: &'a dyn ParamSource,
+}
+
+fn wrong_type(name: &'static str, expected: &str, got: &ParamValue) -> ParamError {
+    ParamError {
+        name,
+        problem: format!("expected a {expected}, got a {}", got.type_name()),
+        accepted: format!("a {expected}"),
+    }
+}
+
+impl Reader<'_> {
+    fn string(&self, name: &'static str, default: &str) -> Result<String, ParamError> {
+        match self.source.get(name) {
+            None => Ok(default.to_string()),
+            Some(ParamValue::String(s)) => Ok(s),
+            Some(other) => Err(wrong_type(name, "string", &other)),
+        }
+    }
+
+    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ParamError> {
+        match self.source.get(name) {
+            None => Ok(default),
+            Some(ParamValue::Bool(b)) => Ok(b),
+            Some(other) => Err(wrong_type(name, "bool", &other)),
+        }
+    }
+
+    fn integer(&self, name: &'static str, default: i64, min: i64, max: i64) -> Result<i64, ParamError> {
+        let value = match self.source.get(name) {
+            None => default,
+            Some(ParamValue::Integer(i)) => i,
+            Some(other) => return Err(wrong_type(name, "integer", &other)),
+        };
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ParamError {
+                name,
+                problem: format!("{value} is out of range"),
+                accepted: format!("an integer from {min} to {max}"),
+            })
+        }
+    }
+
+    fn double(&self, name: &'static str, default: f64, min: f64, max: f64) -> Result<f64, ParamError> {
+        let value = match self.source.get(name) {
+            None => default,
+            Some(ParamValue::Double(d)) => d,
+            // YAML `10` for a double parameter is an integer: accept it.
+            Some(ParamValue::Integer(i)) => i as f64,
+            Some(other) => return Err(wrong_type(name, "double", &other)),
+        };
+        if value.is_finite() && value >= min && value <= max {
+            Ok(value)
+        } else {
+            Err(ParamError {
+                name,
+                problem: format!("{value} is out of range"),
+                accepted: format!("a number from {min} to {max}"),
+            })
+        }
+    }
+
+    fn seconds(&self, name: &'static str, default: f64, min: f64, max: f64) -> Result<Duration, ParamError> {
+        Ok(Duration::from_secs_f64(self.double(name, default, min, max)?))
+    }
+
+    fn choice<T: std::str::FromStr>(&self, name: &'static str, default: &str, accepted: &str) -> Result<T, ParamError> {
+        let value = self.string(name, default)?;
+        value.parse().map_err(|_| ParamError {
+            name,
+            problem: format!("{value:?} is not accepted"),
+            accepted: accepted.to_string(),
+        })
+    }
+
+    fn string_array(&self, name: &'static str, default: &[&str]) -> Result<Vec<String>, ParamError> {
+        match self.source.get(name) {
+            None => Ok(default.iter().map(|s| (*s).to_string()).collect()),
+            Some(ParamValue::StringArray(v)) => Ok(v),
+            Some(other) => Err(wrong_type(name, "string array", &other)),
+        }
+    }
+}
+
+impl std::str::FromStr for Reliability {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "reliable" => Ok(Self::Reliable),
+            "best_effort" => Ok(Self::BestEffort),
+            _ => Err(()),
+        }
+    }
+}
+
+fn optional_path(value: String) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+impl NodeParams {
+    /// Reads and validates every parameter. `spot_ip` is the `SPOT_IP` environment variable,
+    /// used when `robot_host` is empty.
+    pub fn read(source: &dyn ParamSource, spot_ip: Option<String>) -> Result<Self, ParamError> {
+        let r = Reader { source };
+        let mut robot_host = r.string("robot_host", "")?;
+        if robot_host.is_empty() {
+            robot_host = spot_ip.unwrap_or_default();
+        }
+        if robot_host.is_empty() || robot_host.chars().any(char::is_whitespace) {
+            return Err(ParamError {
+                name: "robot_host",
+                problem: format!("{robot_host:?} is not a host name or IP address"),
+                accepted: "the robot's hostname or IP, as a parameter or in the SPOT_IP environment variable".to_string(),
+            });
+        }
+        let port = |name: &'static str, default: i64| -> Result<u16, ParamError> {
+            Ok(r.integer(name, default, 1, 65_535)? as u16)
+        };
+        let sdp_path = r.string("sdp_path", "h264.sdp")?;
+        if sdp_path.trim_start_matches('/').is_empty() || sdp_path.contains(char::is_whitespace) {
+            return Err(ParamError {
+                name: "sdp_path",
+                problem: format!("{sdp_path:?} is not a URL path"),
+                accepted: "a path such as h264.sdp".to_string(),
+            });
+        }
+        let reliability: Reliability = r.choice("image_qos_reliability", "reliable", "reliable, best_effort")?;
+        let color_range: ColorRange = r.choice("color_range", "limited", "limited, full")?;
+        let color_matrix: ColorMatrix = r.choice("color_matrix", "bt601", "bt601, bt709")?;
+        let frame_id = r.string("frame_id", "spot_cam_ptz_optical")?;
+        if frame_id.is_empty() {
+            return Err(ParamError {
+                name: "frame_id",
+                problem: "empty".to_string(),
+                accepted: "a TF frame name such as spot_cam_ptz_optical".to_string(),
+            });
+        }
+        let camera_info_url = r.string("camera_info_url", "")?;
+        if !camera_info_url.is_empty() && !camera_info_url.starts_with("file://") {
+            return Err(ParamError {
+                name: "camera_info_url",
+                problem: format!("{camera_info_url:?} is not supported"),
+                accepted: "empty (uncalibrated) or a file:///absolute/path.yaml URL".to_string(),
+            });
+        }
+        let udp_bind_address = r.string("udp_bind_address", "0.0.0.0")?;
+        if udp_bind_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(ParamError {
+                name: "udp_bind_address",
+                problem: format!("{udp_bind_address:?} is not an IP address"),
+                accepted: "an IP address of this computer, or 0.0.0.0 for all interfaces".to_string(),
+            });
+        }
+        let reconnect_initial = r.seconds("reconnect_initial_secs", 0.5, 0.05, 60.0)?;
+        let reconnect_max = r.seconds("reconnect_max_secs", 10.0, 0.05, 600.0)?;
+        if reconnect_max < reconnect_initial {
+            return Err(ParamError {
+                name: "reconnect_max_secs",
+                problem: format!(
+                    "{} is below reconnect_initial_secs ({})",
+                    reconnect_max.as_secs_f64(),
+                    reconnect_initial.as_secs_f64()
+                ),
+                accepted: "a number of seconds at least reconnect_initial_secs".to_string(),
+            });
+        }
+        let screen = r.string("screen", "mech_full")?;
+        let bitrate = r.integer("target_bitrate_bps", 2_000_000, 0, 100_000_000)?;
+        let idr = r.integer("idr_interval_frames", 30, 0, 100_000)?;
+        let camera_ca_path = optional_path(r.string("camera_ca_path", "")?);
+        Ok(Self {
+            robot_host,
+            grpc_port: port("grpc_port", 443)?,
+            sdp_port: port("sdp_port", 31102)?,
+            sdp_path,
+            robot_ca_path: optional_path(r.string("robot_ca_path", "")?),
+            camera_ca_path,
+            screen: (!screen.is_empty()).then_some(screen),
+            target_bitrate_bps: (bitrate > 0).then_some(bitrate),
+            idr_interval_frames: (idr > 0).then_some(idr),
+            initial_ptz_enabled: r.boolean("initial_ptz_enabled", false)?,
+            initial_ptz_name: r.string("initial_ptz_name", "mech")?,
+            initial_pan_deg: r.double("initial_pan_deg", 0.0, -360.0, 360.0)?,
+            initial_tilt_deg: r.double("initial_tilt_deg", 0.0, -180.0, 180.0)?,
+            initial_zoom: r.double("initial_zoom", 1.0, 1.0, 30.0)?,
+            autostart: r.boolean("autostart", true)?,
+            frame_id,
+            camera_info_url: (!camera_info_url.is_empty()).then_some(camera_info_url),
+            image_qos_depth: r.integer("image_qos_depth", 1, 1, 100)? as usize,
+            image_qos_reliability: reliability,
+            queue_depth: r.integer("queue_depth", 2, 1, 60)? as usize,
+            connect_timeout: r.seconds("connect_timeout_secs", 10.0, 0.5, 120.0)?,
+            stall_timeout: r.seconds("stall_timeout_secs", 5.0, 0.5, 120.0)?,
+            reconnect_initial,
+            reconnect_max,
+            token_refresh: r.seconds("token_refresh_secs", 3600.0, 10.0, 43_000.0)?,
+            keyframe_wait: r.seconds("keyframe_wait_secs", 2.0, 0.0, 60.0)?,
+            color_range,
+            color_matrix,
+            udp_bind_address,
+            diagnostics_period: r.seconds("diagnostics_period_secs", 1.0, 0.1, 60.0)?,
+            auto_trigger: r.boolean("auto_trigger", false)?,
+            trigger_class_ids: r.string_array("trigger_class_ids", &["person", "0"])?,
+            trigger_min_score: r.double("trigger_min_score", 0.5, 0.0, 1.0)?,
+            trigger_timeout: r.seconds("trigger_timeout_secs", 10.0, 0.1, 3600.0)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn params(pairs: &[(&str, ParamValue)]) -> HashMap<String, ParamValue> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn defaults_and_spot_ip() {
+        let p = NodeParams::read(&params(&[]), Some("10.0.0.3".into())).unwrap();
+        assert_eq!(p.robot_host, "10.0.0.3");
+        assert_eq!(p.grpc_port, 443);
+        assert_eq!(p.queue_depth, 2);
+        assert_eq!(p.image_qos_reliability, Reliability::Reliable);
+        assert_eq!(p.screen.as_deref(), Some("mech_full"));
+        let missing = NodeParams::read(&params(&[]), None).unwrap_err();
+        assert_eq!(missing.name, "robot_host");
+    }
+
+    #[test]
+    fn rejections_name_the_parameter_and_accepted_values() {
+        let host = ("robot_host", ParamValue::String("h".into()));
+        let cases = [
+            ("image_qos_reliability", ParamValue::String("sometimes".into()), "reliable, best_effort"),
+            ("queue_depth", ParamValue::Integer(0), "from 1 to 60"),
+            ("grpc_port", ParamValue::Integer(70_000), "from 1 to 65535"),
+            ("color_matrix", ParamValue::String("bt2020".into()), "bt601, bt709"),
+            ("connect_timeout_secs", ParamValue::String("ten".into()), "a double"),
+            ("camera_info_url", ParamValue::String("http://x".into()), "file://"),
+            ("trigger_min_score", ParamValue::Double(1.5), "from 0 to 1"),
+        ];
+        for (name, value, accepted) in cases {
+            let error = NodeParams::read(&params(&[host.clone(), (name, value)]), None).unwrap_err();
+            assert_eq!(error.name, name);
+            let message = error.to_string();
+            assert!(message.contains(name) && message.contains(accepted), "{message}");
+        }
+    }
+}

@@ -1,0 +1,983 @@
+//! gRPC client for the Spot robot and its Spot CAM payload (ROS-free).
+//!
+//! What it does, in the order the node uses it:
+//!
+//! 1. [`RobotClient::login`]: `AuthService/GetAuthToken` on authority `auth.spot.robot`.
+//! 2. [`RobotClient::wait_for_services`]: polls `DirectoryService/ListServiceEntries` on
+//!    `api.spot.robot` until the Spot CAM services are registered, remembering their authorities.
+//! 3. Spot CAM calls (compositor, stream quality, PTZ) on the authorities the directory gave.
+//! 4. [`RobotClient::refresh_token`] every hour (the token lives 12 h).
+//!
+//! Every call goes to `host:grpc_port` over TLS with SNI and HTTP/2 `:authority` set to the
+//! service authority, carries `authorization: Bearer <token>` (`Bearer None` before login, as
+//! the SDK does) and a filled `RequestHeader`; every response must carry `CODE_OK` in its header.
+//! One HTTP/2 channel per authority is cached and reconnects by itself.
+
+mod error;
+mod tls;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::proto::bosdyn::api as pb;
+use crate::proto::bosdyn::api::spot_cam as cam;
+
+pub use error::RobotError;
+pub use tls::BOSDYN_ROOT_CA_PEM;
+
+/// White-balance modes of `StreamParams.awb` (`AwbModeEnum` in `streamquality.proto`).
+pub use crate::proto::bosdyn::api::spot_cam::stream_params::AwbModeEnum as AwbMode;
+
+/// Authority of `AuthService` (hard-coded in the SDK, never looked up).
+pub const AUTH_AUTHORITY: &str = "auth.spot.robot";
+/// Authority of `DirectoryService` (hard-coded in the SDK).
+pub const DIRECTORY_AUTHORITY: &str = "api.spot.robot";
+/// Where Spot CAM services are called when the directory was never consulted.
+pub const FALLBACK_SPOT_CAM_AUTHORITY: &str = "api.spot.robot";
+
+/// Directory name of the Spot CAM compositor service.
+pub const COMPOSITOR_SERVICE: &str = "spot-cam-compositor";
+/// Directory name of the Spot CAM stream-quality service.
+pub const STREAM_QUALITY_SERVICE: &str = "spot-cam-stream-quality";
+/// Directory name of the Spot CAM PTZ service.
+pub const PTZ_SERVICE: &str = "spot-cam-ptz";
+/// The Spot CAM services the node needs before streaming.
+pub const SPOT_CAM_SERVICES: [&str; 3] = [COMPOSITOR_SERVICE, STREAM_QUALITY_SERVICE, PTZ_SERVICE];
+
+/// Environment variable holding the robot username (same name as the SDK examples).
+pub const USERNAME_ENV: &str = "BOSDYN_CLIENT_USERNAME";
+/// Environment variable holding the robot password (same name as the SDK examples).
+pub const PASSWORD_ENV: &str = "BOSDYN_CLIENT_PASSWORD";
+
+/// Largest message accepted from the robot (the SDK uses 100 MiB too).
+const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+
+/// How to reach the robot.
+#[derive(Clone)]
+pub struct RobotConfig {
+    /// Robot hostname or IP (the gRPC and WebRTC signalling host).
+    pub host: String,
+    /// gRPC TLS port, 443 on a real robot.
+    pub grpc_port: u16,
+    /// PEM root CA(s) the robot certificate must chain to; `None` = the embedded Boston Dynamics
+    /// root CA ([`BOSDYN_ROOT_CA_PEM`]). Load a file with [`read_root_ca_pem`].
+    pub root_ca_pem: Option<Vec<u8>>,
+    /// Limit for TCP connect + TLS handshake.
+    pub connect_timeout: Duration,
+    /// Limit for one RPC once connected.
+    pub rpc_timeout: Duration,
+    /// `RequestHeader.client_name`; see [`default_client_name`].
+    pub client_name: String,
+}
+
+impl RobotConfig {
+    /// Defaults for a real robot: port 443, BD root CA, 5 s connect, 10 s per RPC.
+    pub fn new(host: impl Into<String>) -> Self {
+        RobotConfig {
+            host: host.into(),
+            grpc_port: 443,
+            root_ca_pem: None,
+            connect_timeout: Duration::from_secs(5),
+            rpc_timeout: Duration::from_secs(10),
+            client_name: default_client_name(),
+        }
+    }
+}
+
+impl fmt::Debug for RobotConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RobotConfig")
+            .field("host", &self.host)
+            .field("grpc_port", &self.grpc_port)
+            .field(
+                "root_ca_pem",
+                &match &self.root_ca_pem {
+                    Some(pem) => format!("custom ({} bytes)", pem.len()),
+                    None => "embedded Boston Dynamics root CA".to_string(),
+                },
+            )
+            .field("connect_timeout", &self.connect_timeout)
+            .field("rpc_timeout", &self.rpc_timeout)
+            .field("client_name", &self.client_name)
+            .finish()
+    }
+}
+
+/// `RequestHeader.client_name` shaped like the SDK's `<prefix><hostname>:<program>-<pid>`:
+/// `spot_ptz_stream@<hostname>:<program>-<pid>`.
+pub fn default_client_name() -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "spot_ptz_stream".to_string());
+    format!(
+        "spot_ptz_stream@{hostname}:{program}-{}",
+        std::process::id()
+    )
+}
+
+/// Reads a PEM root CA file given as `robot_ca_path`.
+pub fn read_root_ca_pem(path: &Path) -> Result<Vec<u8>, RobotError> {
+    std::fs::read(path).map_err(|e| RobotError::CaFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Robot username and password. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+impl Credentials {
+    pub fn new(username: String, password: String) -> Self {
+        Credentials { username, password }
+    }
+
+    /// Reads `BOSDYN_CLIENT_USERNAME` and `BOSDYN_CLIENT_PASSWORD`; an empty value counts as
+    /// missing.
+    pub fn from_env() -> Result<Self, RobotError> {
+        let read = |variable: &'static str| {
+            std::env::var(variable)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or(RobotError::MissingCredentials { variable })
+        };
+        Ok(Credentials {
+            username: read(USERNAME_ENV)?,
+            password: read(PASSWORD_ENV)?,
+        })
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A robot user token (a JWT on a real robot). `Debug` and `Display` are redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Arc<str>);
+
+impl Token {
+    /// The raw token, e.g. for the `Authorization: Bearer` header of WebRTC signalling.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// e.g. `spot-cam-compositor`.
+    pub name: String,
+    /// e.g. `bosdyn.api.spot_cam.CompositorService`.
+    pub service_type: String,
+    /// e.g. `api.spot.robot`.
+    pub authority: String,
+    pub user_token_required: bool,
+}
+
+/// One camera visible in the composited stream (`GetVisibleCameras`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisibleCamera {
+    /// `camera:window`, e.g. `ptz:mech`.
+    pub name: String,
+    /// Window inside the stream frame, in stream pixels.
+    pub window_x_px: i32,
+    pub window_y_px: i32,
+    pub window_width_px: i32,
+    pub window_height_px: i32,
+    /// The camera's native resolution the window scales to, when the robot reports it.
+    pub resolution_px: Option<(u32, u32)>,
+}
+
+/// Stream-quality parameters as the robot reports them; `None` = not reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamParams {
+    pub target_bitrate_bps: Option<i64>,
+    pub refresh_interval_frames: Option<i64>,
+    pub idr_interval_frames: Option<i64>,
+    pub awb: Option<AwbMode>,
+}
+
+/// A partial stream-quality update: only `Some` fields are sent, the robot keeps the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamParamsUpdate {
+    pub target_bitrate_bps: Option<i64>,
+    pub refresh_interval_frames: Option<i64>,
+    pub idr_interval_frames: Option<i64>,
+    /// Note: real Spot CAMs reportedly reject `AwbMode::Off` as an invalid request.
+    pub awb: Option<AwbMode>,
+}
+
+/// One PTZ head and its limits; `None` limits mean "unset: every value valid".
+#[derive(Clone, Debug, PartialEq)]
+pub struct PtzInfo {
+    pub name: String,
+    pub pan_limits_deg: Option<(f32, f32)>,
+    pub tilt_limits_deg: Option<(f32, f32)>,
+    pub zoom_limits: Option<(f32, f32)>,
+}
+
+/// A PTZ position; axes the robot did not report are `None`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PtzPose {
+    pub name: String,
+    pub pan_deg: Option<f32>,
+    pub tilt_deg: Option<f32>,
+    pub zoom: Option<f32>,
+}
+
+/// What the directory told us.
+#[derive(Default)]
+struct DirectoryCache {
+    consulted: bool,
+    by_name: HashMap<String, ServiceInfo>,
+}
+
+struct Inner {
+    cfg: RobotConfig,
+    address: String,
+    tls: Arc<rustls::ClientConfig>,
+    channels: Mutex<HashMap<String, Channel>>,
+    token: RwLock<Option<Token>>,
+    directory: RwLock<DirectoryCache>,
+}
+
+/// The robot client. Cheap to clone (an `Arc` inside); `Send + Sync`.
+#[derive(Clone)]
+pub struct RobotClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RobotClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RobotClient")
+            .field("address", &self.inner.address)
+            .field("logged_in", &self.token().is_some())
+            .finish()
+    }
+}
+
+/// Access to the common response header of every Spot API response.
+trait HasResponseHeader {
+    fn response_header(&self) -> Option<&pb::ResponseHeader>;
+}
+
+macro_rules! has_response_header {
+    ($($t:ty),* $(,)?) => {
+        $(impl HasResponseHeader for $t {
+            fn response_header(&self) -> Option<&pb::ResponseHeader> {
+                self.header.as_ref()
+            }
+        })*
+    };
+}
+
+has_response_header!(
+    pb::GetAuthTokenResponse,
+    pb::ListServiceEntriesResponse,
+    pb::GetServiceEntryResponse,
+    cam::ListScreensResponse,
+    cam::GetScreenResponse,
+    cam::SetScreenResponse,
+    cam::GetVisibleCamerasResponse,
+    cam::GetStreamParamsResponse,
+    cam::SetStreamParamsResponse,
+    cam::ListPtzResponse,
+    cam::GetPtzPositionResponse,
+    cam::SetPtzPositionResponse,
+);
+
+/// Checks `header.error.code == CODE_OK`, as the SDK's `common_header_errors` does.
+fn check_header(rpc: &'static str, header: Option<&pb::ResponseHeader>) -> Result<(), RobotError> {
+    use pb::common_error::Code;
+    let Some(header) = header else {
+        return Err(RobotError::HeaderError {
+            rpc,
+            code: "missing header".to_string(),
+            message: "the response carried no ResponseHeader".to_string(),
+        });
+    };
+    let (code, message) = match &header.error {
+        Some(e) => (e.code, e.message.clone()),
+        None => (Code::Unspecified as i32, String::new()),
+    };
+    match Code::try_from(code) {
+        Ok(Code::Ok) => Ok(()),
+        Ok(Code::InvalidRequest) => Err(RobotError::InvalidRequest { rpc, message }),
+        Ok(Code::Unspecified) => Err(RobotError::HeaderError {
+            rpc,
+            code: "CODE_UNSPECIFIED".to_string(),
+            message: format!("the robot left the header status unset {message}")
+                .trim_end()
+                .to_string(),
+        }),
+        Ok(other) => Err(RobotError::HeaderError {
+            rpc,
+            code: other.as_str_name().to_string(),
+            message,
+        }),
+        Err(_) => Err(RobotError::HeaderError {
+            rpc,
+            code: format!("unknown code {code}"),
+            message,
+        }),
+    }
+}
+
+fn timestamp_now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(SystemTime::now())
+}
+
+fn limits(l: Option<&cam::ptz_description::Limits>) -> Option<(f32, f32)> {
+    let l = l?;
+    let (min, max) = (l.min?, l.max?);
+    // spot_wrapper treats 0/0 as "unset"; so does the SDK's text output.
+    if min == 0.0 && max == 0.0 {
+        None
+    } else {
+        Some((min, max))
+    }
+}
+
+fn stream_params_from(p: Option<cam::StreamParams>) -> StreamParams {
+    let Some(p) = p else {
+        return StreamParams::default();
+    };
+    StreamParams {
+        target_bitrate_bps: p.targetbitrate,
+        refresh_interval_frames: p.refreshinterval,
+        idr_interval_frames: p.idrinterval,
+        awb: p.awb.and_then(|a| AwbMode::try_from(a.awb).ok()),
+    }
+}
+
+fn ptz_pose_from(name: &str, position: Option<cam::PtzPosition>) -> PtzPose {
+    let position = position.unwrap_or_default();
+    PtzPose {
+        name: position
+            .ptz
+            .map(|d| d.name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| name.to_string()),
+        pan_deg: position.pan,
+        tilt_deg: position.tilt,
+        zoom: position.zoom,
+    }
+}
+
+impl RobotClient {
+    /// Validates the configuration and prepares TLS; does no I/O.
+    pub fn new(cfg: RobotConfig) -> Result<Self, RobotError> {
+        if cfg.host.trim().is_empty() {
+            return Err(RobotError::InvalidConfig {
+                reason: "the robot host is empty; set it to the robot's hostname or IP".to_string(),
+            });
+        }
+        let tls = tls::client_config(cfg.root_ca_pem.as_deref().unwrap_or(BOSDYN_ROOT_CA_PEM))?;
+        let host = cfg.host.trim();
+        let address = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", cfg.grpc_port)
+        } else {
+            format!("{host}:{}", cfg.grpc_port)
+        };
+        Ok(RobotClient {
+            inner: Arc::new(Inner {
+                cfg,
+                address,
+                tls,
+                channels: Mutex::new(HashMap::new()),
+                token: RwLock::new(None),
+                directory: RwLock::new(DirectoryCache::default()),
+            }),
+        })
+    }
+
+    /// `host:port` the client dials.
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// Logs in with username and password and stores the token for every later call.
+    pub async fn login(&self, creds: &Credentials) -> Result<Token, RobotError> {
+        let request = pb::GetAuthTokenRequest {
+            header: Some(self.request_header()),
+            username: creds.username.clone(),
+            password: creds.password.clone(),
+            token: String::new(),
+        };
+        let token = self.get_auth_token(request).await?;
+        tracing::info!(username = %creds.username, address = %self.inner.address, "logged in to the robot");
+        Ok(token)
+    }
+
+    /// Re-mints the current token (`GetAuthToken{token}`), as the SDK's `TokenManager` does
+    /// hourly, and stores the new one.
+    pub async fn refresh_token(&self) -> Result<Token, RobotError> {
+        let current = self.token().ok_or(RobotError::NotLoggedIn)?;
+        let request = pb::GetAuthTokenRequest {
+            header: Some(self.request_header()),
+            username: String::new(),
+            password: String::new(),
+            token: current.expose().to_string(),
+        };
+        let token = self.get_auth_token(request).await?;
+        tracing::debug!("robot user token re-minted");
+        Ok(token)
+    }
+
+    /// The current token, if logged in.
+    pub fn token(&self) -> Option<Token> {
+        self.inner
+            .token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn get_auth_token(&self, request: pb::GetAuthTokenRequest) -> Result<Token, RobotError> {
+        use pb::get_auth_token_response::Status;
+        const RPC: &str = "AuthService/GetAuthToken";
+        let response = self
+            .unary(
+                RPC,
+                AUTH_AUTHORITY,
+                request,
+                |channel, request| async move {
+                    pb::auth_service_client::AuthServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .get_auth_token(request)
+                        .await
+                },
+            )
+            .await?;
+        match Status::try_from(response.status) {
+            Ok(Status::Ok) if !response.token.is_empty() => {
+                let token = Token(Arc::from(response.token.as_str()));
+                *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+                Ok(token)
+            }
+            Ok(Status::Ok) => Err(RobotError::UnexpectedResponse {
+                rpc: RPC,
+                detail: "STATUS_OK without a token".to_string(),
+            }),
+            Ok(Status::InvalidLogin) => Err(RobotError::InvalidLogin),
+            Ok(Status::InvalidToken) => Err(RobotError::InvalidToken),
+            Ok(Status::TemporarilyLockedOut) => Err(RobotError::LockedOut),
+            Ok(Status::Unknown) | Err(_) => Err(RobotError::UnexpectedResponse {
+                rpc: RPC,
+                detail: format!("unset or unknown status {}", response.status),
+            }),
+        }
+    }
+
+    /// Every service in the robot's directory; also remembers their authorities.
+    pub async fn list_services(&self) -> Result<Vec<ServiceInfo>, RobotError> {
+        let request = pb::ListServiceEntriesRequest {
+            header: Some(self.request_header()),
+        };
+        let response = self
+            .unary(
+                "DirectoryService/ListServiceEntries",
+                DIRECTORY_AUTHORITY,
+                request,
+                |channel, request| async move {
+                    pb::directory_service_client::DirectoryServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .list_service_entries(request)
+                        .await
+                },
+            )
+            .await?;
+        let services: Vec<ServiceInfo> = response
+            .service_entries
+            .into_iter()
+            .map(|e| ServiceInfo {
+                service_type: match e.service_type {
+                    Some(pb::service_entry::ServiceType::Type(t)) => t,
+                    None => String::new(),
+                },
+                name: e.name,
+                authority: e.authority,
+                user_token_required: e.user_token_required,
+            })
+            .collect();
+        let mut cache = self
+            .inner
+            .directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        cache.consulted = true;
+        cache.by_name = services
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
+        Ok(services)
+    }
+
+    /// Polls `ListServiceEntries` every `poll_interval` until every name in `names` is listed,
+    /// remembering their authorities. Logs once at INFO which services it is waiting for.
+    ///
+    /// Returns early with the error on auth rejections and other permanent failures (TLS,
+    /// configuration); transient ones (network, timeouts) are logged and polled through.
+    /// Cancel by dropping the future.
+    pub async fn wait_for_services(
+        &self,
+        names: &[&str],
+        poll_interval: Duration,
+    ) -> Result<(), RobotError> {
+        let mut announced = false;
+        let mut polls: u64 = 0;
+        loop {
+            polls += 1;
+            match self.list_services().await {
+                Ok(services) => {
+                    let missing: Vec<&str> = names
+                        .iter()
+                        .copied()
+                        .filter(|n| !services.iter().any(|s| s.name == *n))
+                        .collect();
+                    if missing.is_empty() {
+                        if announced {
+                            tracing::info!(services = ?names, "robot services registered");
+                        }
+                        return Ok(());
+                    }
+                    tracing::debug!(poll = polls, ?missing, "robot services still missing");
+                    if !announced {
+                        tracing::info!(
+                            ?missing,
+                            poll_interval_ms = poll_interval.as_millis() as u64,
+                            "waiting for robot services to register in the directory \
+                             (payloads such as Spot CAM register late after boot)"
+                        );
+                        announced = true;
+                    }
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::debug!(poll = polls, error = %e, "listing robot services failed; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(poll_interval).await;
+        }
+    }
+
+    /// Names of every compositor screen.
+    pub async fn list_screens(&self) -> Result<Vec<String>, RobotError> {
+        let request = cam::ListScreensRequest {
+            header: Some(self.request_header()),
+        };
+        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
+        let response = self
+            .unary(
+                "CompositorService/ListScreens",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::compositor_service_client::CompositorServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .list_screens(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(response.screens.into_iter().map(|s| s.name).collect())
+    }
+
+    /// The screen currently composited into the stream.
+    pub async fn get_screen(&self) -> Result<String, RobotError> {
+        let request = cam::GetScreenRequest {
+            header: Some(self.request_header()),
+        };
+        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
+        let response = self
+            .unary(
+                "CompositorService/GetScreen",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::compositor_service_client::CompositorServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .get_screen(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(response.name)
+    }
+
+    /// Switches the screen; returns the screen the robot actually uses. An unknown name is an
+    /// [`RobotError::InvalidRequest`].
+    pub async fn set_screen(&self, name: &str) -> Result<String, RobotError> {
+        let request = cam::SetScreenRequest {
+            header: Some(self.request_header()),
+            name: name.to_string(),
+        };
+        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
+        let response = self
+            .unary(
+                "CompositorService/SetScreen",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::compositor_service_client::CompositorServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .set_screen(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(response.name)
+    }
+
+    /// The cameras visible in the stream and where they are drawn.
+    pub async fn get_visible_cameras(&self) -> Result<Vec<VisibleCamera>, RobotError> {
+        let request = cam::GetVisibleCamerasRequest {
+            header: Some(self.request_header()),
+        };
+        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
+        let response = self
+            .unary(
+                "CompositorService/GetVisibleCameras",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::compositor_service_client::CompositorServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .get_visible_cameras(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(response
+            .streams
+            .into_iter()
+            .map(|s| {
+                let window = s.window.unwrap_or_default();
+                let camera = s.camera.unwrap_or_default();
+                let resolution_px = camera
+                    .resolution
+                    .filter(|r| r.x > 0.0 && r.y > 0.0)
+                    .map(|r| (r.x.round() as u32, r.y.round() as u32));
+                VisibleCamera {
+                    name: camera.name,
+                    window_x_px: window.xoffset,
+                    window_y_px: window.yoffset,
+                    window_width_px: window.width,
+                    window_height_px: window.height,
+                    resolution_px,
+                }
+            })
+            .collect())
+    }
+
+    /// The current stream-quality parameters.
+    pub async fn get_stream_params(&self) -> Result<StreamParams, RobotError> {
+        let request = cam::GetStreamParamsRequest {
+            header: Some(self.request_header()),
+        };
+        let authority = self.service_authority(STREAM_QUALITY_SERVICE)?;
+        let response = self
+            .unary(
+                "StreamQualityService/GetStreamParams",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::stream_quality_service_client::StreamQualityServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .get_stream_params(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(stream_params_from(response.params))
+    }
+
+    /// Changes only the `Some` fields (sent as set wrapper fields, like the SDK); returns the
+    /// parameters the robot reports as applied.
+    pub async fn set_stream_params(
+        &self,
+        p: &StreamParamsUpdate,
+    ) -> Result<StreamParams, RobotError> {
+        let request = cam::SetStreamParamsRequest {
+            header: Some(self.request_header()),
+            params: Some(cam::StreamParams {
+                targetbitrate: p.target_bitrate_bps,
+                refreshinterval: p.refresh_interval_frames,
+                idrinterval: p.idr_interval_frames,
+                awb: p.awb.map(|a| cam::stream_params::AwbMode { awb: a as i32 }),
+                exposure: None,
+            }),
+        };
+        let authority = self.service_authority(STREAM_QUALITY_SERVICE)?;
+        let response = self
+            .unary(
+                "StreamQualityService/SetStreamParams",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::stream_quality_service_client::StreamQualityServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .set_stream_params(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(stream_params_from(response.params))
+    }
+
+    /// Every PTZ head and its limits.
+    pub async fn list_ptz(&self) -> Result<Vec<PtzInfo>, RobotError> {
+        let request = cam::ListPtzRequest {
+            header: Some(self.request_header()),
+        };
+        let authority = self.service_authority(PTZ_SERVICE)?;
+        let response = self
+            .unary(
+                "PtzService/ListPtz",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::ptz_service_client::PtzServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .list_ptz(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(response
+            .ptzs
+            .into_iter()
+            .map(|d| PtzInfo {
+                pan_limits_deg: limits(d.pan_limit.as_ref()),
+                tilt_limits_deg: limits(d.tilt_limit.as_ref()),
+                zoom_limits: limits(d.zoom_limit.as_ref()),
+                name: d.name,
+            })
+            .collect())
+    }
+
+    /// Where the named PTZ head is now (it may still be moving).
+    pub async fn get_ptz_position(&self, name: &str) -> Result<PtzPose, RobotError> {
+        let request = cam::GetPtzPositionRequest {
+            header: Some(self.request_header()),
+            ptz: Some(cam::PtzDescription {
+                name: name.to_string(),
+                ..Default::default()
+            }),
+        };
+        let authority = self.service_authority(PTZ_SERVICE)?;
+        let response = self
+            .unary(
+                "PtzService/GetPtzPosition",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::ptz_service_client::PtzServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .get_ptz_position(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(ptz_pose_from(name, response.position))
+    }
+
+    /// Commands the named PTZ head; `None` axes are not sent. Returns the position the robot
+    /// applied as its target (clamped to the limits); the head then moves there over time.
+    pub async fn set_ptz_position(
+        &self,
+        name: &str,
+        pan_deg: Option<f32>,
+        tilt_deg: Option<f32>,
+        zoom: Option<f32>,
+    ) -> Result<PtzPose, RobotError> {
+        let request = cam::SetPtzPositionRequest {
+            header: Some(self.request_header()),
+            position: Some(cam::PtzPosition {
+                ptz: Some(cam::PtzDescription {
+                    name: name.to_string(),
+                    ..Default::default()
+                }),
+                pan: pan_deg,
+                tilt: tilt_deg,
+                zoom,
+            }),
+        };
+        let authority = self.service_authority(PTZ_SERVICE)?;
+        let response = self
+            .unary(
+                "PtzService/SetPtzPosition",
+                &authority,
+                request,
+                |channel, request| async move {
+                    cam::ptz_service_client::PtzServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .set_ptz_position(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(ptz_pose_from(name, response.position))
+    }
+
+    fn request_header(&self) -> pb::RequestHeader {
+        pb::RequestHeader {
+            request_timestamp: Some(timestamp_now()),
+            client_name: self.inner.cfg.client_name.clone(),
+            disable_rpc_logging: false,
+        }
+    }
+
+    /// The authority of a directory service: as listed, or the fallback when the directory was
+    /// never consulted.
+    fn service_authority(&self, service: &str) -> Result<String, RobotError> {
+        let cache = self
+            .inner
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = cache.by_name.get(service) {
+            return Ok(info.authority.clone());
+        }
+        if cache.consulted {
+            return Err(RobotError::ServiceNotFound {
+                service: service.to_string(),
+                authority: None,
+                detail: "the robot's directory does not list it".to_string(),
+            });
+        }
+        tracing::debug!(
+            service,
+            authority = FALLBACK_SPOT_CAM_AUTHORITY,
+            "directory not consulted yet; using the fallback authority"
+        );
+        Ok(FALLBACK_SPOT_CAM_AUTHORITY.to_string())
+    }
+
+    /// The cached channel for an authority, created lazily (no I/O until the first call).
+    fn channel(&self, authority: &str) -> Result<Channel, RobotError> {
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(authority) {
+            return Ok(channel.clone());
+        }
+        // The URI only sets `:scheme` and `:authority` on the wire; where we connect to is
+        // decided by the connector below.
+        let endpoint = Endpoint::from_shared(format!("https://{authority}")).map_err(|e| {
+            RobotError::InvalidConfig {
+                reason: format!("authority {authority:?} is not a valid URI host: {e}"),
+            }
+        })?;
+        let address = self.inner.address.clone();
+        let tls = self.inner.tls.clone();
+        let connect_timeout = self.inner.cfg.connect_timeout;
+        let dial_authority = authority.to_string();
+        let connector = tower::service_fn(move |_uri: tonic::codegen::http::Uri| {
+            tls::dial(
+                address.clone(),
+                dial_authority.clone(),
+                tls.clone(),
+                connect_timeout,
+            )
+        });
+        let channel = endpoint.connect_with_connector_lazy(connector);
+        channels.insert(authority.to_string(), channel.clone());
+        tracing::debug!(authority, address = %self.inner.address, "created gRPC channel");
+        Ok(channel)
+    }
+
+    /// One unary call: bearer metadata, deadline, status mapping and header check.
+    async fn unary<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        authority: &str,
+        message: Req,
+        call: F,
+    ) -> Result<Resp, RobotError>
+    where
+        F: FnOnce(Channel, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+        Resp: HasResponseHeader,
+    {
+        let channel = self.channel(authority)?;
+        let rpc_timeout = self.inner.cfg.rpc_timeout;
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(rpc_timeout);
+        // The SDK sends the header on every call, literally "Bearer None" before login.
+        let bearer = match self.token() {
+            Some(token) => format!("Bearer {}", token.expose()),
+            None => "Bearer None".to_string(),
+        };
+        let value = MetadataValue::try_from(bearer).map_err(|_| RobotError::InvalidConfig {
+            reason: "the user token contains characters not allowed in a header".to_string(),
+        })?;
+        request.metadata_mut().insert("authorization", value);
+        tracing::debug!(rpc, authority, "robot RPC");
+        // The first call on a channel also connects, so allow for the connect time too.
+        let limit = rpc_timeout + self.inner.cfg.connect_timeout;
+        let response = match tokio::time::timeout(limit, call(channel, request)).await {
+            Err(_) => {
+                return Err(RobotError::Timeout {
+                    what: format!("{rpc} on {authority}"),
+                    timeout: limit,
+                });
+            }
+            Ok(Err(status)) => {
+                let err = RobotError::from_status(
+                    &status,
+                    rpc,
+                    authority,
+                    &self.inner.address,
+                    rpc_timeout,
+                );
+                tracing::debug!(rpc, authority, error = %err, "robot RPC failed");
+                return Err(err);
+            }
+            Ok(Ok(response)) => response.into_inner(),
+        };
+        check_header(rpc, response.response_header())?;
+        Ok(response)
+    }
+}

@@ -1,0 +1,439 @@
+//! The ROS 2 node (r2r): a thin adapter over [`crate::stream`].
+//!
+//! Publishes `image_raw` (bgr8) and `camera_info` with identical headers, `~/stats` and
+//! `/diagnostics`; serves `~/start_stream` and `~/stop_stream`; subscribes to `detections`
+//! for auto-triggering. Everything else lives in the ROS-free library.
+
+pub mod logging;
+pub mod messages;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use r2r::QosProfile;
+use r2r::std_msgs::msg::Header;
+use r2r::std_srvs::srv::Trigger;
+
+use crate::camera_info::{self, Calibration};
+use crate::decoder::{ColorSpec, DecoderSettings};
+use crate::node_params::{NodeParams, ParamError, ParamSource, ParamValue, Reliability};
+use crate::robot::{Credentials, RobotConfig, RobotError};
+use crate::shutdown::CancellationToken;
+use crate::signalling::SignallingConfig;
+use crate::stats::{Rates, bump};
+use crate::status_report::{self, DetectionSummary};
+use crate::stream::{self, InitialPtz, PrepareConfig, StreamConfig, StreamHandle};
+use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
+use crate::webrtc_session::AnswererConfig;
+
+/// The node's name (launch files may remap it).
+pub const NODE_NAME: &str = "spot_ptz_stream";
+/// How long the spin loop waits per turn; bounds shutdown latency.
+const SPIN_INTERVAL: Duration = Duration::from_millis(20);
+/// Per-RPC timeout towards the robot.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The node could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("ROS error while {what}: {source}")]
+    Ros {
+        what: &'static str,
+        #[source]
+        source: r2r::Error,
+    },
+    #[error("invalid parameter: {0}")]
+    Param(#[from] ParamError),
+    #[error(transparent)]
+    Robot(#[from] RobotError),
+    #[error(transparent)]
+    CameraInfo(#[from] camera_info::CameraInfoError),
+    #[error("cannot read {what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn ros(what: &'static str) -> impl FnOnce(r2r::Error) -> NodeError {
+    move |source| NodeError::Ros { what, source }
+}
+
+struct RosParams(HashMap<String, ParamValue>);
+
+impl ParamSource for RosParams {
+    fn get(&self, name: &str) -> Option<ParamValue> {
+        self.0.get(name).cloned()
+    }
+}
+
+fn read_params(node: &r2r::Node) -> RosParams {
+    let params = node.params.lock().unwrap_or_else(|p| p.into_inner());
+    let map = params
+        .iter()
+        .filter_map(|(name, p)| {
+            let value = match &p.value {
+                r2r::ParameterValue::Bool(b) => ParamValue::Bool(*b),
+                r2r::ParameterValue::Integer(i) => ParamValue::Integer(*i),
+                r2r::ParameterValue::Double(d) => ParamValue::Double(*d),
+                r2r::ParameterValue::String(s) => ParamValue::String(s.clone()),
+                r2r::ParameterValue::StringArray(v) => ParamValue::StringArray(v.clone()),
+                _ => return None,
+            };
+            Some((name.clone(), value))
+        })
+        .collect();
+    RosParams(map)
+}
+
+fn read_pem(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, NodeError> {
+    std::fs::read(path).map_err(|source| NodeError::File {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<StreamConfig, NodeError> {
+    let robot_ca = params
+        .robot_ca_path
+        .as_deref()
+        .map(|p| read_pem("robot_ca_path", p))
+        .transpose()?;
+    let camera_ca = params
+        .camera_ca_path
+        .as_deref()
+        .map(|p| read_pem("camera_ca_path", p))
+        .transpose()?;
+    let bind = SocketAddr::new(
+        params.udp_bind_address.parse().unwrap_or([0, 0, 0, 0].into()),
+        0,
+    );
+    Ok(StreamConfig {
+        robot: RobotConfig {
+            host: params.robot_host.clone(),
+            grpc_port: params.grpc_port,
+            root_ca_pem: robot_ca,
+            connect_timeout: params.connect_timeout,
+            rpc_timeout: RPC_TIMEOUT,
+            client_name: format!("{NODE_NAME}-{}", std::process::id()),
+        },
+        credentials,
+        signalling: SignallingConfig {
+            host: params.robot_host.clone(),
+            port: params.sdp_port,
+            path: params.sdp_path.clone(),
+            camera_ca_pem: camera_ca,
+            request_timeout: params.connect_timeout,
+        },
+        answerer: AnswererConfig {
+            udp_bind_addrs: vec![bind.to_string()],
+            ice_gather_timeout: params.connect_timeout.min(Duration::from_secs(5)),
+        },
+        prepare: PrepareConfig {
+            screen: params.screen.clone(),
+            target_bitrate_bps: params.target_bitrate_bps,
+            idr_interval_frames: params.idr_interval_frames,
+            ptz: params.initial_ptz_enabled.then(|| InitialPtz {
+                name: params.initial_ptz_name.clone(),
+                pan_deg: Some(params.initial_pan_deg as f32),
+                tilt_deg: Some(params.initial_tilt_deg as f32),
+                zoom: Some(params.initial_zoom as f32),
+            }),
+        },
+        connect_timeout: params.connect_timeout,
+        stall_timeout: params.stall_timeout,
+        reconnect_initial: params.reconnect_initial,
+        reconnect_max: params.reconnect_max,
+        token_refresh_interval: params.token_refresh,
+        decoder: DecoderSettings {
+            color: ColorSpec {
+                range: params.color_range,
+                matrix: params.color_matrix,
+            },
+            resync_wait: params.keyframe_wait,
+        },
+        queue_depth: params.queue_depth,
+    })
+}
+
+fn image_qos(params: &NodeParams) -> QosProfile {
+    let qos = QosProfile::default().keep_last(params.image_qos_depth);
+    match params.image_qos_reliability {
+        Reliability::Reliable => qos.reliable(),
+        Reliability::BestEffort => qos.best_effort(),
+    }
+}
+
+/// Runs the node until `shutdown` is cancelled. `ctx` comes from `r2r::Context::create()`.
+pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), NodeError> {
+    let mut node = r2r::Node::create(ctx, NODE_NAME, "").map_err(ros("creating the node"))?;
+    let params = NodeParams::read(&read_params(&node), std::env::var("SPOT_IP").ok())?;
+    let credentials = Credentials::from_env()?;
+    tracing::info!(?params, "effective configuration (credentials from BOSDYN_CLIENT_USERNAME/BOSDYN_CLIENT_PASSWORD)");
+    let calibration: Option<Calibration> = params
+        .camera_info_url
+        .as_deref()
+        .map(camera_info::load)
+        .transpose()?;
+    if calibration.is_none() {
+        tracing::info!("no camera_info_url: camera_info is published uncalibrated (K = 0)");
+    }
+
+    let qos = image_qos(&params);
+    let image_pub = node
+        .create_publisher::<r2r::sensor_msgs::msg::Image>("image_raw", qos.clone())
+        .map_err(ros("creating the image_raw publisher"))?;
+    let info_pub = node
+        .create_publisher::<r2r::sensor_msgs::msg::CameraInfo>("camera_info", qos)
+        .map_err(ros("creating the camera_info publisher"))?;
+    let stats_pub = node
+        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticStatus>("~/stats", QosProfile::default())
+        .map_err(ros("creating the ~/stats publisher"))?;
+    let diagnostics_pub = node
+        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticArray>("/diagnostics", QosProfile::default())
+        .map_err(ros("creating the /diagnostics publisher"))?;
+    let start_srv = node
+        .create_service::<Trigger::Service>("~/start_stream", QosProfile::services_default())
+        .map_err(ros("creating ~/start_stream"))?;
+    let stop_srv = node
+        .create_service::<Trigger::Service>("~/stop_stream", QosProfile::services_default())
+        .map_err(ros("creating ~/stop_stream"))?;
+    let detections = node
+        .subscribe::<r2r::vision_msgs::msg::Detection2DArray>("detections", QosProfile::sensor_data())
+        .map_err(ros("subscribing to detections"))?;
+    let full_name = node
+        .fully_qualified_name()
+        .unwrap_or_else(|_| format!("/{NODE_NAME}"));
+    let status_name = format!("{}: stream", full_name.trim_start_matches('/'));
+
+    let stream_shutdown = shutdown.child_token();
+    let (handle, stream_task) = stream::spawn(
+        stream_config(&params, credentials)?,
+        params.autostart,
+        stream_shutdown.clone(),
+    )?;
+    let trigger = Arc::new(Mutex::new(AutoTrigger::new(TriggerConfig {
+        enabled: params.auto_trigger,
+        class_ids: params.trigger_class_ids.clone(),
+        min_score: params.trigger_min_score,
+        timeout: params.trigger_timeout,
+    })));
+
+    // The node is spun on its own thread; publishers are used from tasks.
+    let spin_shutdown = shutdown.clone();
+    let spinner = tokio::task::spawn_blocking(move || {
+        while !spin_shutdown.is_cancelled() {
+            node.spin_once(SPIN_INTERVAL);
+        }
+    });
+
+    let publisher = tokio::spawn(publish_frames(
+        handle.clone(),
+        image_pub,
+        info_pub,
+        params.frame_id.clone(),
+        calibration,
+    ));
+    let services = tokio::spawn(serve_services(handle.clone(), trigger.clone(), start_srv, stop_srv, shutdown.clone()));
+    let detections_task = tokio::spawn(follow_detections(handle.clone(), trigger.clone(), detections, shutdown.clone()));
+    let reporter = tokio::spawn(report(
+        handle.clone(),
+        trigger,
+        params.auto_trigger,
+        params.diagnostics_period,
+        stats_pub,
+        diagnostics_pub,
+        status_name,
+        params.robot_host.clone(),
+        shutdown.clone(),
+    ));
+
+    shutdown.cancelled().await;
+    stream_shutdown.cancel();
+    // The stream task closes the peer connection and the frame queue, ending the publisher.
+    let _ = stream_task.await;
+    let _ = publisher.await;
+    for task in [services, detections_task, reporter] {
+        let _ = task.await;
+    }
+    let _ = spinner.await;
+    Ok(())
+}
+
+async fn publish_frames(
+    handle: StreamHandle,
+    image_pub: r2r::Publisher<r2r::sensor_msgs::msg::Image>,
+    info_pub: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
+    frame_id: String,
+    calibration: Option<Calibration>,
+) {
+    let frames = handle.frames();
+    let stats = handle.stats();
+    let mut clock = match r2r::Clock::create(r2r::ClockType::RosTime) {
+        Ok(clock) => Some(clock),
+        Err(error) => {
+            tracing::warn!(%error, "no ROS clock; stamping with the system clock");
+            None
+        }
+    };
+    let mut warned_calibration_size = false;
+    while let Some(frame) = frames.pop().await {
+        let ros_now = clock
+            .as_mut()
+            .and_then(|c| c.get_now().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+            });
+        let header = Header {
+            stamp: messages::stamp_for(frame.first_arrival, ros_now),
+            frame_id: frame_id.clone(),
+        };
+        let (width, height, arrival) = (frame.width, frame.height, frame.first_arrival);
+        if let Some(c) = &calibration
+            && !warned_calibration_size
+            && (c.image_width, c.image_height) != (width, height)
+        {
+            tracing::warn!(calibrated = ?(c.image_width, c.image_height), stream = ?(width, height),
+                "the calibration is for another image size; camera_info is published uncalibrated");
+            warned_calibration_size = true;
+        }
+        let info = messages::camera_info(header.clone(), width, height, calibration.as_ref());
+        let image = messages::image(frame, header);
+        if let Err(error) = image_pub.publish(&image) {
+            tracing::error!(%error, "could not publish image_raw; frame lost");
+            continue;
+        }
+        if let Err(error) = info_pub.publish(&info) {
+            tracing::warn!(%error, "could not publish camera_info");
+        }
+        bump(&stats.frames_published);
+        stats.record_latency(arrival.elapsed());
+    }
+}
+
+fn trigger_response(handle: &StreamHandle, verb: &str) -> Trigger::Response {
+    let status = handle.status();
+    Trigger::Response {
+        success: true,
+        message: format!("{verb}; state: {}", status.state),
+    }
+}
+
+async fn serve_services(
+    handle: StreamHandle,
+    trigger: Arc<Mutex<AutoTrigger>>,
+    mut start: impl futures::Stream<Item = r2r::ServiceRequest<Trigger::Service>> + Unpin,
+    mut stop: impl futures::Stream<Item = r2r::ServiceRequest<Trigger::Service>> + Unpin,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (request, verb) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            Some(request) = start.next() => {
+                let verb = if handle.is_wanted() { "already running" } else { "starting" };
+                handle.start();
+                (request, verb)
+            }
+            Some(request) = stop.next() => {
+                let verb = if handle.is_wanted() { "stopping" } else { "already stopped" };
+                handle.stop();
+                (request, verb)
+            }
+            else => return,
+        };
+        // An explicit call takes the stream away from the auto-trigger.
+        trigger.lock().unwrap_or_else(|p| p.into_inner()).release();
+        if let Err(error) = request.respond(trigger_response(&handle, verb)) {
+            tracing::warn!(%error, "could not answer a service call");
+        }
+    }
+}
+
+async fn follow_detections(
+    handle: StreamHandle,
+    trigger: Arc<Mutex<AutoTrigger>>,
+    mut detections: impl futures::Stream<Item = r2r::vision_msgs::msg::Detection2DArray> + Unpin,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let action = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => trigger.lock().unwrap_or_else(|p| p.into_inner()).on_tick(Instant::now()),
+            message = detections.next() => {
+                let Some(message) = message else { return };
+                let hypotheses: Vec<Hypothesis> = message
+                    .detections
+                    .iter()
+                    .flat_map(|d| d.results.iter())
+                    .map(|r| Hypothesis { class_id: r.hypothesis.class_id.clone(), score: r.hypothesis.score })
+                    .collect();
+                trigger.lock().unwrap_or_else(|p| p.into_inner()).on_detections(&hypotheses, Instant::now())
+            }
+        };
+        match action {
+            TriggerAction::Start if !handle.is_wanted() => {
+                tracing::info!("detection matched: starting the stream");
+                handle.start();
+            }
+            TriggerAction::Start => {}
+            TriggerAction::Stop => {
+                tracing::info!("no matching detection within trigger_timeout_secs: stopping the stream");
+                handle.stop();
+            }
+            TriggerAction::Nothing => {}
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn report(
+    handle: StreamHandle,
+    trigger: Arc<Mutex<AutoTrigger>>,
+    auto_trigger: bool,
+    period: Duration,
+    stats_pub: r2r::Publisher<r2r::diagnostic_msgs::msg::DiagnosticStatus>,
+    diagnostics_pub: r2r::Publisher<r2r::diagnostic_msgs::msg::DiagnosticArray>,
+    status_name: String,
+    hardware_id: String,
+    shutdown: CancellationToken,
+) {
+    let stats = handle.stats();
+    let mut previous = stats.snapshot();
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        let snapshot = stats.snapshot();
+        let rates = Rates::between(&previous, &snapshot);
+        let detections = {
+            let t = trigger.lock().unwrap_or_else(|p| p.into_inner());
+            DetectionSummary {
+                messages: t.detection_messages(),
+                last: t.last_detection(now).map(|(age, class)| (age, class.to_string())),
+                auto_trigger,
+            }
+        };
+        let report = status_report::build(&handle.status(), &snapshot, rates, &detections, now);
+        previous = snapshot;
+        let status = messages::diagnostic_status(&report, &status_name, &hardware_id);
+        if let Err(error) = stats_pub.publish(&status) {
+            tracing::warn!(%error, "could not publish ~/stats");
+        }
+        if let Err(error) = diagnostics_pub.publish(&messages::diagnostic_array(status)) {
+            tracing::warn!(%error, "could not publish /diagnostics");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Shutdown as a signal passed into every task.
+//!
+//! Binaries create one [`CancellationToken`] with [`on_terminate_signals`]; library code takes
+//! it (or a child of it) as an argument and ends promptly when it is cancelled.
+
+pub use tokio_util::sync::CancellationToken;
+
+/// A token cancelled on the first SIGINT or SIGTERM (r2r installs no handlers of its own).
+///
+/// Fails only if the signal handlers cannot be installed.
+pub fn on_terminate_signals() -> std::io::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let token = CancellationToken::new();
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!("{name} received, shutting down");
+        cancel.cancel();
+    });
+    Ok(token)
+}

@@ -1,0 +1,19 @@
+//! `spot_cam_sim`: a simulated Spot robot and Spot CAM speaking the real protocols.
+//!
+//! - [`tls`]: a test root CA and per-authority server certificates.
+//! - [`auth`] and [`robot_services`]: the robot's gRPC services (auth, directory, Spot CAM).
+//! - [`signalling_server`]: the camera's HTTPS `/h264.sdp` offer/answer endpoint.
+//! - [`offerer`] and [`session`]: one WebRTC offerer peer per signalling session, streaming.
+//! - [`scene`] and [`camera`]: the synthetic scene, encoded live with openh264 and fanned out.
+//! - [`state`]: what the gRPC services change and the camera reads (screen, stream params, PTZ).
+
+pub mod auth;
+pub mod camera;
+pub mod offerer;
+pub mod robot_services;
+pub mod scene;
+pub mod session;
+pub mod signalling_server;
+pub mod state;
+pub mod tls;
+pub mod simulator;

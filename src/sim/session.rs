@@ -1,0 +1,121 @@
+//! One answered WebRTC session of the simulated camera: waits for the connection, then streams
+//! the camera's frames to the peer until it leaves, a fault ends it, or the simulator stops.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::shutdown::CancellationToken;
+use crate::sim::camera::CameraHandle;
+use crate::sim::offerer::OffererPeer;
+use crate::webrtc_session::PeerState;
+
+/// How long an answered peer may take to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Fault switches that change how sessions behave.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFaults {
+    /// Start each session on a non-IDR frame and do not force an IDR when a peer joins.
+    pub join_mid_stream: bool,
+    /// Close every peer connection after this long.
+    pub drop_after: Option<Duration>,
+}
+
+async fn wait_connected(peer: &OffererPeer, shutdown: &CancellationToken) -> bool {
+    let mut state = peer.state();
+    let connected = async {
+        loop {
+            match *state.borrow_and_update() {
+                PeerState::Connected => return true,
+                PeerState::Failed | PeerState::Closed => return false,
+                _ => {}
+            }
+            if state.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        result = tokio::time::timeout(CONNECT_TIMEOUT, connected) => result.unwrap_or(false),
+    }
+}
+
+/// Streams to one peer; closes it at the end.
+pub async fn run(
+    id: String,
+    peer: OffererPeer,
+    camera: CameraHandle,
+    faults: SessionFaults,
+    shutdown: CancellationToken,
+) {
+    // Subscribe before connecting so the encoder is already running when the peer is ready.
+    let mut frames = camera.subscribe();
+    if !wait_connected(&peer, &shutdown).await {
+        tracing::info!(%id, "peer never connected; session closed");
+        peer.close().await;
+        return;
+    }
+    let connected_at = Instant::now();
+    tracing::info!(%id, "peer connected; streaming");
+    if !faults.join_mid_stream {
+        camera.request_keyframe();
+    }
+    let mut skipping_to_non_idr = faults.join_mid_stream;
+    let mut state = peer.state();
+    let mut keyframe_requests = peer.keyframe_requests();
+    let drop_deadline = faults.drop_after.map(|d| connected_at + d);
+    let drop_timer = async {
+        match drop_deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(drop_timer);
+    let mut frames_sent: u64 = 0;
+
+    let reason = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break "simulator shutting down",
+            () = &mut drop_timer => break "dropping the connection (--drop-after-secs)",
+            changed = state.changed() => {
+                if changed.is_err() {
+                    break "peer gone";
+                }
+                let now = state.borrow_and_update().clone();
+                if matches!(now, PeerState::Failed | PeerState::Closed | PeerState::Disconnected) {
+                    break "peer disconnected";
+                }
+            }
+            changed = keyframe_requests.changed() => {
+                if changed.is_ok() {
+                    keyframe_requests.borrow_and_update();
+                    tracing::debug!(%id, "keyframe requested by the peer");
+                    camera.request_keyframe();
+                }
+            }
+            received = frames.recv() => match received {
+                Ok(frame) => {
+                    if skipping_to_non_idr {
+                        if frame.is_idr {
+                            continue;
+                        }
+                        skipping_to_non_idr = false;
+                    }
+                    if let Err(error) = peer.send_access_unit(&frame.data, frame.rtp_timestamp).await {
+                        tracing::debug!(%id, %error, "could not send a frame");
+                    } else {
+                        frames_sent += 1;
+                    }
+                }
+                Err(RecvError::Lagged(skipped)) => {
+                    tracing::warn!(%id, skipped, "peer fell behind the encoder; frames skipped");
+                }
+                Err(RecvError::Closed) => break "camera stopped",
+            },
+        }
+    };
+    tracing::info!(%id, frames_sent, reason, "session ended");
+    peer.close().await;
+}

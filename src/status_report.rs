@@ -1,0 +1,90 @@
+//! The stream's health as a diagnostics report: a level, a message and key/value pairs
+//! (ROS-free; the node wraps it in `diagnostic_msgs/DiagnosticStatus`).
+
+use std::time::{Duration, Instant};
+
+use crate::stats::{Rates, StatsSnapshot};
+use crate::stream::{StreamState, StreamStatus};
+
+/// Connecting for longer than this is reported as a warning.
+const SLOW_CONNECT: Duration = Duration::from_secs(15);
+
+/// Severity, as `diagnostic_msgs/DiagnosticStatus` levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok = 0,
+    Warn = 1,
+    Error = 2,
+}
+
+/// One health report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub level: Level,
+    pub message: String,
+    pub values: Vec<(&'static str, String)>,
+}
+
+/// Detection counters shown in the report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DetectionSummary {
+    pub messages: u64,
+    /// Age and class of the last detection.
+    pub last: Option<(Duration, String)>,
+    pub auto_trigger: bool,
+}
+
+fn optional_ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.1}"))
+}
+
+/// Builds the report from the stream's status and counters over the last window.
+pub fn build(
+    status: &StreamStatus,
+    snapshot: &StatsSnapshot,
+    rates: Rates,
+    detections: &DetectionSummary,
+    now: Instant,
+) -> Report {
+    let in_state = now.saturating_duration_since(status.since);
+    let (level, message) = match status.state {
+        StreamState::Streaming if rates.fps > 0.0 => (Level::Ok, "streaming".to_string()),
+        StreamState::Streaming if in_state < Duration::from_secs(2) => {
+            (Level::Ok, "connected, waiting for the first frame".to_string())
+        }
+        StreamState::Streaming => (Level::Warn, "connected but no frames are published (stalled)".to_string()),
+        StreamState::Stopped => (Level::Ok, "stopped (call ~/start_stream to stream)".to_string()),
+        StreamState::Reconnecting => (Level::Warn, "reconnecting after an error".to_string()),
+        StreamState::Failed => (Level::Error, "failed; see last_error".to_string()),
+        state if in_state > SLOW_CONNECT => (Level::Warn, format!("still {state} after {:.0} s", in_state.as_secs_f64())),
+        state => (Level::Ok, format!("starting: {state}")),
+    };
+    let (detection_age, detection_class) = match &detections.last {
+        Some((age, class)) => (format!("{:.1}", age.as_secs_f64()), class.clone()),
+        None => ("n/a".to_string(), String::new()),
+    };
+    let values = vec![
+        ("state", status.state.as_str().to_string()),
+        ("frames_received", snapshot.frames_received.to_string()),
+        ("frames_decoded", snapshot.frames_decoded.to_string()),
+        ("frames_published", snapshot.frames_published.to_string()),
+        ("frames_dropped", snapshot.frames_dropped.to_string()),
+        ("frames_incomplete", snapshot.frames_incomplete.to_string()),
+        ("decode_errors", snapshot.decode_errors.to_string()),
+        ("rtp_packets_lost", snapshot.rtp_packets_lost.to_string()),
+        ("keyframe_requests", snapshot.keyframe_requests.to_string()),
+        ("fps", format!("{:.2}", rates.fps)),
+        ("bitrate_bps", format!("{:.0}", rates.bitrate_bps)),
+        ("latency_ms_p50", optional_ms(snapshot.latency_p50_ms)),
+        ("latency_ms_p99", optional_ms(snapshot.latency_p99_ms)),
+        ("reconnects", snapshot.reconnects.to_string()),
+        ("last_error", status.last_error.clone().unwrap_or_default()),
+        ("width", snapshot.width.to_string()),
+        ("height", snapshot.height.to_string()),
+        ("detections_received", detections.messages.to_string()),
+        ("last_detection_age_secs", detection_age),
+        ("last_detection_class", detection_class),
+        ("auto_trigger", detections.auto_trigger.to_string()),
+    ];
+    Report { level, message, values }
+}

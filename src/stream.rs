@@ -1,0 +1,579 @@
+//! The Spot CAM stream state machine: login → service lookup → stream preparation →
+//! signalling → WebRTC → depacketize → decode, with reconnects.
+//!
+//! [`spawn`] starts one task that owns the session and returns a [`StreamHandle`]: start and
+//! stop it, watch its [`StreamStatus`], take decoded frames from its queue, read its
+//! [`StreamStats`]. When the stream ends or fails while it should run, the task tears the peer
+//! connection down and starts again from signalling, with exponential backoff and jitter. It
+//! logs in again only when the token is rejected, and gives up after
+//! [`MAX_CONSECUTIVE_LOGIN_FAILURES`] rejected logins (the robot locks logins after six).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::decoder::{self, DecodedFrame, DecoderSettings};
+use crate::depacketizer::{AccessUnit, Depacketizer, RtpInfo};
+use crate::frame_queue::DropOldestQueue;
+use crate::robot::{Credentials, RobotClient, RobotConfig, RobotError, StreamParamsUpdate};
+use crate::shutdown::CancellationToken;
+use crate::signalling::{SignallingClient, SignallingConfig, SignallingError};
+use crate::stats::{StreamStats, bump};
+use crate::webrtc_session::{AnswererConfig, AnswererSession, PeerState, ReceivedRtp, WebRtcError};
+
+/// Rejected logins in a row before the stream gives up (the robot locks out after six).
+pub const MAX_CONSECUTIVE_LOGIN_FAILURES: u32 = 3;
+/// The Spot CAM services the stream needs from the directory.
+pub const SPOT_CAM_SERVICES: [&str; 3] = [
+    "spot-cam-compositor",
+    "spot-cam-stream-quality",
+    "spot-cam-ptz",
+];
+/// Video RTP packets buffered between the WebRTC session and the stream task.
+const RTP_CHANNEL_PACKETS: usize = 2048;
+/// Access units buffered between the stream task and the decoder thread.
+const ACCESS_UNIT_QUEUE: usize = 16;
+/// Least time between two keyframe requests (RTCP PLI).
+const KEYFRAME_REQUEST_MIN_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the directory is polled while the Spot CAM services are missing.
+const DIRECTORY_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The PTZ position to move to before streaming.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InitialPtz {
+    pub name: String,
+    pub pan_deg: Option<f32>,
+    pub tilt_deg: Option<f32>,
+    pub zoom: Option<f32>,
+}
+
+/// What to configure on the camera before the first stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PrepareConfig {
+    pub screen: Option<String>,
+    pub target_bitrate_bps: Option<i64>,
+    pub idr_interval_frames: Option<i64>,
+    pub ptz: Option<InitialPtz>,
+}
+
+/// Everything the stream task needs.
+#[derive(Clone)]
+pub struct StreamConfig {
+    pub robot: RobotConfig,
+    pub credentials: Credentials,
+    pub signalling: SignallingConfig,
+    pub answerer: AnswererConfig,
+    pub prepare: PrepareConfig,
+    /// From the answer being posted to ICE + DTLS connected.
+    pub connect_timeout: Duration,
+    /// No video RTP for this long while streaming ends the session.
+    pub stall_timeout: Duration,
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+    pub token_refresh_interval: Duration,
+    pub decoder: DecoderSettings,
+    /// Decoded frames kept for the consumer; older ones are dropped and counted.
+    pub queue_depth: usize,
+}
+
+/// Where the stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamState {
+    /// Not asked to run.
+    Stopped,
+    LoggingIn,
+    WaitingForServices,
+    Preparing,
+    Signalling,
+    Connecting,
+    /// Connected; frames flow.
+    Streaming,
+    /// Waiting before the next attempt.
+    Reconnecting,
+    /// Gave up until started again (e.g. rejected credentials).
+    Failed,
+}
+
+impl StreamState {
+    /// Lower-case name for status messages and diagnostics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::LoggingIn => "logging_in",
+            Self::WaitingForServices => "waiting_for_services",
+            Self::Preparing => "preparing",
+            Self::Signalling => "signalling",
+            Self::Connecting => "connecting",
+            Self::Streaming => "streaming",
+            Self::Reconnecting => "reconnecting",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for StreamState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state and the last error.
+#[derive(Clone, Debug)]
+pub struct StreamStatus {
+    pub state: StreamState,
+    pub since: Instant,
+    pub last_error: Option<String>,
+}
+
+/// Why one attempt at streaming ended.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Robot(#[from] RobotError),
+    #[error(transparent)]
+    Signalling(#[from] SignallingError),
+    #[error(transparent)]
+    WebRtc(#[from] WebRtcError),
+    #[error(transparent)]
+    Decoder(#[from] decoder::DecoderError),
+    #[error("the WebRTC connection was not established within {timeout_secs:.1} s (ICE/DTLS); check that UDP between this computer and the robot is not blocked")]
+    ConnectTimeout { timeout_secs: f64 },
+    #[error("the WebRTC connection {0}")]
+    ConnectionLost(&'static str),
+    #[error("no video for {stalled_secs:.1} s; reconnecting")]
+    Stalled { stalled_secs: f64 },
+}
+
+impl StreamError {
+    fn is_auth_rejection(&self) -> bool {
+        match self {
+            Self::Robot(e) => e.is_auth_rejection(),
+            Self::Signalling(e) => e.is_auth_rejection(),
+            _ => false,
+        }
+    }
+}
+
+/// Controls and observes the stream task.
+#[derive(Clone)]
+pub struct StreamHandle {
+    wanted: watch::Sender<bool>,
+    status: watch::Receiver<StreamStatus>,
+    frames: Arc<DropOldestQueue<DecodedFrame>>,
+    stats: Arc<StreamStats>,
+}
+
+impl StreamHandle {
+    /// Asks the stream to run (idempotent). Returns at once; watch [`Self::status`].
+    pub fn start(&self) {
+        self.wanted.send_replace(true);
+    }
+
+    /// Asks the stream to stop (idempotent); the peer connection is closed.
+    pub fn stop(&self) {
+        self.wanted.send_replace(false);
+    }
+
+    /// Whether the stream is asked to run.
+    pub fn is_wanted(&self) -> bool {
+        *self.wanted.borrow()
+    }
+
+    /// The current status.
+    pub fn status(&self) -> StreamStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Watch status changes.
+    pub fn subscribe_status(&self) -> watch::Receiver<StreamStatus> {
+        self.status.clone()
+    }
+
+    /// Decoded frames, oldest first; at most `queue_depth` wait.
+    pub fn frames(&self) -> Arc<DropOldestQueue<DecodedFrame>> {
+        self.frames.clone()
+    }
+
+    /// Counters of the stream.
+    pub fn stats(&self) -> Arc<StreamStats> {
+        self.stats.clone()
+    }
+}
+
+/// Starts the stream task. It runs while asked to (see [`StreamHandle::start`]) and ends when
+/// `shutdown` is cancelled, closing the peer connection; then the frame queue is closed.
+pub fn spawn(
+    config: StreamConfig,
+    start_now: bool,
+    shutdown: CancellationToken,
+) -> Result<(StreamHandle, JoinHandle<()>), RobotError> {
+    let robot = RobotClient::new(config.robot.clone())?;
+    let (wanted, wanted_rx) = watch::channel(start_now);
+    let (status_tx, status) = watch::channel(StreamStatus {
+        state: StreamState::Stopped,
+        since: Instant::now(),
+        last_error: None,
+    });
+    let frames = DropOldestQueue::new(config.queue_depth);
+    let stats = Arc::new(StreamStats::default());
+    let handle = StreamHandle {
+        wanted,
+        status,
+        frames: frames.clone(),
+        stats: stats.clone(),
+    };
+    let mut task = StreamTask {
+        config,
+        robot,
+        wanted: wanted_rx,
+        status: status_tx,
+        frames: frames.clone(),
+        stats,
+        logged_in_at: None,
+        services_ready: false,
+        prepared: false,
+        login_failures: 0,
+    };
+    let join = tokio::spawn(async move {
+        task.run(shutdown).await;
+        frames.close();
+    });
+    Ok((handle, join))
+}
+
+struct StreamTask {
+    config: StreamConfig,
+    robot: RobotClient,
+    wanted: watch::Receiver<bool>,
+    status: watch::Sender<StreamStatus>,
+    frames: Arc<DropOldestQueue<DecodedFrame>>,
+    stats: Arc<StreamStats>,
+    logged_in_at: Option<Instant>,
+    services_ready: bool,
+    prepared: bool,
+    login_failures: u32,
+}
+
+/// Outcome of waiting for the stream to be wanted.
+enum Wanted {
+    Yes,
+    Shutdown,
+}
+
+impl StreamTask {
+    fn set_state(&self, state: StreamState) {
+        let changed = self.status.send_if_modified(|status| {
+            if status.state == state {
+                return false;
+            }
+            status.state = state;
+            status.since = Instant::now();
+            true
+        });
+        if changed {
+            tracing::info!(state = state.as_str(), "stream state");
+        }
+    }
+
+    fn set_error(&self, error: &StreamError) {
+        let message = error.to_string();
+        self.status.send_modify(|status| status.last_error = Some(message));
+    }
+
+    async fn wait_until_wanted(&mut self, shutdown: &CancellationToken) -> Wanted {
+        loop {
+            if *self.wanted.borrow_and_update() {
+                return Wanted::Yes;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Wanted::Shutdown,
+                changed = self.wanted.changed() => if changed.is_err() { return Wanted::Shutdown },
+            }
+        }
+    }
+
+    fn backoff(&self) -> backon::ExponentialBackoff {
+        reconnect_backoff(self.config.reconnect_initial, self.config.reconnect_max)
+    }
+
+    async fn run(&mut self, shutdown: CancellationToken) {
+        let mut backoff = self.backoff();
+        loop {
+            if let Wanted::Shutdown = self.wait_until_wanted(&shutdown).await {
+                break;
+            }
+            // Runs until the attempt ends, the stream is stopped, or shutdown.
+            let mut wanted = self.wanted.clone();
+            let stop = async move {
+                while *wanted.borrow_and_update() {
+                    if wanted.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                () = stop => {
+                    tracing::info!("stream stopped on request");
+                    self.set_state(StreamState::Stopped);
+                    backoff = self.backoff();
+                    continue;
+                }
+                outcome = self.attempt() => outcome,
+            };
+            let error = match attempt {
+                Ok(()) => continue,
+                Err(error) => error,
+            };
+            self.set_error(&error);
+            if error.is_auth_rejection() {
+                // Log in again next time; count rejected logins.
+                self.logged_in_at = None;
+            }
+            if self.login_failures >= MAX_CONSECUTIVE_LOGIN_FAILURES
+                || matches!(error, StreamError::Robot(RobotError::LockedOut))
+            {
+                tracing::error!(%error, attempts = self.login_failures, "giving up: the robot rejected the login; fix the credentials, then call ~/start_stream or restart");
+                self.set_state(StreamState::Failed);
+                self.wanted.borrow_and_update();
+                // Wait for an explicit start: a stop followed by a start.
+                let mut wanted = self.wanted.clone();
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = async { while *wanted.borrow_and_update() { if wanted.changed().await.is_err() { break } } } => {}
+                }
+                self.login_failures = 0;
+                self.set_state(StreamState::Stopped);
+                continue;
+            }
+            let delay = backoff.next().unwrap_or(self.config.reconnect_max);
+            tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "stream attempt failed; retrying");
+            self.set_state(StreamState::Reconnecting);
+            bump(&self.stats.reconnects);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+            if matches!(error, StreamError::Stalled { .. } | StreamError::ConnectionLost(_)) {
+                // The stream had been up: start the next series of delays from the beginning.
+                backoff = self.backoff();
+            }
+        }
+        self.set_state(StreamState::Stopped);
+    }
+
+    async fn ensure_logged_in(&mut self) -> Result<String, StreamError> {
+        let fresh = self
+            .logged_in_at
+            .is_some_and(|at| at.elapsed() < self.config.token_refresh_interval);
+        if let (true, Some(token)) = (fresh, self.robot.token()) {
+            return Ok(token.expose().to_string());
+        }
+        if self.logged_in_at.is_some() {
+            // Due for the hourly re-mint.
+            match self.robot.refresh_token().await {
+                Ok(token) => {
+                    self.logged_in_at = Some(Instant::now());
+                    return Ok(token.expose().to_string());
+                }
+                Err(error) => tracing::warn!(%error, "token re-mint failed; logging in again"),
+            }
+        }
+        self.set_state(StreamState::LoggingIn);
+        match self.robot.login(&self.config.credentials).await {
+            Ok(token) => {
+                self.login_failures = 0;
+                self.logged_in_at = Some(Instant::now());
+                Ok(token.expose().to_string())
+            }
+            Err(error) => {
+                if matches!(error, RobotError::InvalidLogin | RobotError::LockedOut) {
+                    self.login_failures += 1;
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn prepare(&mut self) -> Result<(), StreamError> {
+        if !self.services_ready {
+            self.set_state(StreamState::WaitingForServices);
+            self.robot
+                .wait_for_services(&SPOT_CAM_SERVICES, DIRECTORY_POLL_INTERVAL)
+                .await?;
+            self.services_ready = true;
+        }
+        if self.prepared {
+            return Ok(());
+        }
+        self.set_state(StreamState::Preparing);
+        let prepare = self.config.prepare.clone();
+        if let Some(screen) = &prepare.screen {
+            let shown = self.robot.set_screen(screen).await?;
+            tracing::info!(screen = %shown, "compositor screen set");
+        }
+        let update = StreamParamsUpdate {
+            target_bitrate_bps: prepare.target_bitrate_bps,
+            idr_interval_frames: prepare.idr_interval_frames,
+            ..StreamParamsUpdate::default()
+        };
+        let params = if update == StreamParamsUpdate::default() {
+            self.robot.get_stream_params().await?
+        } else {
+            self.robot.set_stream_params(&update).await?
+        };
+        tracing::info!(?params, "camera stream parameters");
+        if let Some(ptz) = &prepare.ptz {
+            let pose = self
+                .robot
+                .set_ptz_position(&ptz.name, ptz.pan_deg, ptz.tilt_deg, ptz.zoom)
+                .await?;
+            tracing::info!(ptz = %ptz.name, ?pose, "PTZ moving to its initial position");
+        }
+        self.prepared = true;
+        Ok(())
+    }
+
+    /// One attempt: from login (if needed) to the end of a stream.
+    async fn attempt(&mut self) -> Result<(), StreamError> {
+        let token = self.ensure_logged_in().await?;
+        self.prepare().await?;
+
+        self.set_state(StreamState::Signalling);
+        let signalling = SignallingClient::new(&self.config.signalling)?;
+        let offer = signalling.get_offer(&token).await?;
+        let (rtp_tx, rtp_rx) = mpsc::channel(RTP_CHANNEL_PACKETS);
+        let (session, answer_sdp) =
+            AnswererSession::start(&offer.sdp, &self.config.answerer, rtp_tx).await?;
+        let result = async {
+            signalling.post_answer(&token, &offer.id, &answer_sdp).await?;
+            self.set_state(StreamState::Connecting);
+            wait_connected(&session, self.config.connect_timeout).await?;
+            self.set_state(StreamState::Streaming);
+            self.receive(&session, rtp_rx).await
+        }
+        .await;
+        session.close().await;
+        result
+    }
+
+    /// Moves video from the session to the decoder until the session ends or stalls.
+    async fn receive(
+        &self,
+        session: &AnswererSession,
+        mut rtp_rx: mpsc::Receiver<ReceivedRtp>,
+    ) -> Result<(), StreamError> {
+        let access_units: Arc<DropOldestQueue<AccessUnit>> = DropOldestQueue::new(ACCESS_UNIT_QUEUE);
+        let keyframe_wanted = Arc::new(AtomicBool::new(true));
+        let decoder_flag = keyframe_wanted.clone();
+        let decoder_thread = decoder::spawn(
+            self.config.decoder,
+            access_units.clone(),
+            self.frames.clone(),
+            self.stats.clone(),
+            Box::new(move || decoder_flag.store(true, Ordering::Relaxed)),
+        )?;
+        let requester = session.keyframe_requester();
+        let mut depacketizer = Depacketizer::new(self.config.decoder.resync_wait);
+        let mut state = session.state();
+        let mut last_keyframe_request: Option<Instant> = None;
+        let mut counted = depacketizer.counters();
+        let stall_timeout = self.config.stall_timeout;
+        let mut keyframe_tick = tokio::time::interval(KEYFRAME_REQUEST_MIN_INTERVAL);
+        keyframe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let outcome = loop {
+            tokio::select! {
+                received = tokio::time::timeout(stall_timeout, rtp_rx.recv()) => {
+                    let Ok(received) = received else {
+                        break Err(StreamError::Stalled { stalled_secs: stall_timeout.as_secs_f64() });
+                    };
+                    let Some(rtp) = received else {
+                        break Err(StreamError::ConnectionLost("ended"));
+                    };
+                    bump(&self.stats.rtp_packets);
+                    self.stats.rtp_bytes.fetch_add(rtp.packet.payload.len() as u64, Ordering::Relaxed);
+                    let header = &rtp.packet.header;
+                    let info = RtpInfo {
+                        sequence_number: header.sequence_number,
+                        timestamp: header.timestamp,
+                        marker: header.marker,
+                    };
+                    if let Some(au) = depacketizer.push(info, &rtp.packet.payload, rtp.arrival) {
+                        bump(&self.stats.frames_received);
+                        if access_units.push(au) {
+                            bump(&self.stats.frames_dropped);
+                        }
+                    }
+                    let now = depacketizer.counters();
+                    self.stats.rtp_packets_lost.fetch_add(now.packets_lost - counted.packets_lost, Ordering::Relaxed);
+                    self.stats.frames_incomplete.fetch_add(now.frames_incomplete - counted.frames_incomplete, Ordering::Relaxed);
+                    counted = now;
+                    if depacketizer.take_keyframe_request() {
+                        keyframe_wanted.store(true, Ordering::Relaxed);
+                    }
+                }
+                _ = keyframe_tick.tick() => {}
+                changed = state.changed() => {
+                    let now = if changed.is_ok() { state.borrow_and_update().clone() } else { PeerState::Closed };
+                    match now {
+                        PeerState::Failed => break Err(StreamError::ConnectionLost("failed (ICE/DTLS)")),
+                        PeerState::Closed => break Err(StreamError::ConnectionLost("was closed by the camera")),
+                        PeerState::Disconnected => tracing::warn!("WebRTC connection disconnected; waiting for it to recover"),
+                        _ => {}
+                    }
+                }
+            }
+            // Rate-limited keyframe requests (start, loss, decode errors).
+            let due = last_keyframe_request.is_none_or(|at| at.elapsed() >= KEYFRAME_REQUEST_MIN_INTERVAL);
+            if due && keyframe_wanted.swap(false, Ordering::Relaxed) {
+                requester.request();
+                bump(&self.stats.keyframe_requests);
+                last_keyframe_request = Some(Instant::now());
+                tracing::debug!("keyframe requested (PLI)");
+            }
+        };
+        access_units.close();
+        // The decoder thread finishes the access unit in hand, then ends.
+        let _ = tokio::task::spawn_blocking(move || decoder_thread.join()).await;
+        outcome
+    }
+}
+
+/// Exponential delays from `initial` doubling up to `max`, with jitter, without end.
+fn reconnect_backoff(initial: Duration, max: Duration) -> backon::ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(initial)
+        .with_max_delay(max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+async fn wait_connected(session: &AnswererSession, timeout: Duration) -> Result<(), StreamError> {
+    let mut state = session.state();
+    let connected = async {
+        loop {
+            match *state.borrow_and_update() {
+                PeerState::Connected => return Ok(()),
+                PeerState::Failed => return Err(StreamError::ConnectionLost("failed (ICE/DTLS)")),
+                PeerState::Closed => return Err(StreamError::ConnectionLost("was closed before connecting")),
+                _ => {}
+            }
+            if state.changed().await.is_err() {
+                return Err(StreamError::ConnectionLost("was dropped before connecting"));
+            }
+        }
+    };
+    tokio::time::timeout(timeout, connected)
+        .await
+        .map_err(|_| StreamError::ConnectTimeout {
+            timeout_secs: timeout.as_secs_f64(),
+        })?
+}

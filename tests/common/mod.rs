@@ -1,0 +1,144 @@
+//! Shared helpers of the integration tests: start the real `spot_cam_sim` binary and build
+//! configurations that point at it.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spot_ptz_stream::decoder::{ColorSpec, DecoderSettings};
+use spot_ptz_stream::robot::{Credentials, RobotConfig};
+use spot_ptz_stream::signalling::SignallingConfig;
+use spot_ptz_stream::stream::{PrepareConfig, StreamConfig};
+use spot_ptz_stream::webrtc_session::AnswererConfig;
+
+pub const USERNAME: &str = "operator";
+pub const PASSWORD: &str = "correct-horse";
+
+/// A running `spot_cam_sim`, killed when dropped.
+pub struct Sim {
+    pub child: Child,
+    pub grpc_addr: SocketAddr,
+    pub sdp_addr: SocketAddr,
+    pub ca_path: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub stderr_log: PathBuf,
+}
+
+impl Sim {
+    /// Starts the simulator with these extra flags and waits for its `ready` line.
+    pub fn start(extra: &[&str]) -> Sim {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stderr_log = dir.path().join("sim.log");
+        let stderr = std::fs::File::create(&stderr_log).expect("sim log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spot_cam_sim"))
+            .args(["--bind", "127.0.0.1", "--grpc-port", "0", "--sdp-port", "0"])
+            .arg("--cert-dir")
+            .arg(dir.path().join("certs"))
+            .args(["--username", USERNAME, "--password", PASSWORD])
+            .args(extra)
+            .env("RUST_LOG", "info,spot_ptz_stream=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn spot_cam_sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
+        let fields: std::collections::HashMap<&str, &str> = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default()))
+            .split(' ')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        Sim {
+            grpc_addr: fields["grpc"].parse().expect("grpc addr"),
+            sdp_addr: fields["sdp"].parse().expect("sdp addr"),
+            ca_path: PathBuf::from(fields["ca"]),
+            child,
+            dir,
+            stderr_log,
+        }
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.ca_path).expect("ca.pem")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        send_signal(&self.child, "TERM");
+        wait_with_timeout(&mut self.child, Duration::from_secs(5)).expect("simulator did not exit")
+    }
+
+    /// A stream configuration that talks to this simulator over loopback.
+    pub fn stream_config(&self) -> StreamConfig {
+        StreamConfig {
+            robot: RobotConfig {
+                host: "127.0.0.1".to_string(),
+                grpc_port: self.grpc_addr.port(),
+                root_ca_pem: Some(self.ca_pem()),
+                connect_timeout: Duration::from_secs(5),
+                rpc_timeout: Duration::from_secs(5),
+                client_name: "integration-test".to_string(),
+            },
+            credentials: Credentials::new(USERNAME.to_string(), PASSWORD.to_string()),
+            signalling: SignallingConfig {
+                host: "127.0.0.1".to_string(),
+                port: self.sdp_addr.port(),
+                path: "h264.sdp".to_string(),
+                camera_ca_pem: Some(self.ca_pem()),
+                request_timeout: Duration::from_secs(5),
+            },
+            answerer: AnswererConfig {
+                udp_bind_addrs: vec!["127.0.0.1:0".to_string()],
+                ice_gather_timeout: Duration::from_secs(5),
+            },
+            prepare: PrepareConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(5),
+            reconnect_initial: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(2),
+            token_refresh_interval: Duration::from_secs(3600),
+            decoder: DecoderSettings {
+                color: ColorSpec::default(),
+                resync_wait: Duration::from_secs(2),
+            },
+            queue_depth: 8,
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
