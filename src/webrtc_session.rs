@@ -19,6 +19,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MediaEngine,
 };
+use rtc::peer_connection::transport::RTCDtlsTransportState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -31,7 +32,6 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription,
 };
-use rtc::peer_connection::transport::RTCDtlsTransportState;
 use webrtc::runtime::TokioRuntime;
 
 /// How long [`AnswererSession::close`] waits for the peer connection to shut down.
@@ -215,10 +215,10 @@ impl PeerConnectionEventHandler for Handler {
         let counters = Arc::clone(&self.counters);
         let handle = match kind {
             RtpCodecKind::Video => {
-                if let Some(ssrc) = ssrc {
-                    if let Ok(mut slot) = self.video.lock() {
-                        *slot = Some((Arc::clone(&track), ssrc));
-                    }
+                if let Some(ssrc) = ssrc
+                    && let Ok(mut slot) = self.video.lock()
+                {
+                    *slot = Some((Arc::clone(&track), ssrc));
                 }
                 let rtp_tx = self.rtp_tx.clone();
                 tokio::spawn(forward_video(track, rtp_tx, counters))
@@ -393,7 +393,11 @@ pub struct AnswererSession {
     closed: AtomicBool,
 }
 
-fn h264(payload_type: u8, profile_level_id: &str, feedback: &[RTCPFeedback]) -> RTCRtpCodecParameters {
+fn h264(
+    payload_type: u8,
+    profile_level_id: &str,
+    feedback: &[RTCPFeedback],
+) -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: MIME_TYPE_H264.to_owned(),
@@ -408,7 +412,13 @@ fn h264(payload_type: u8, profile_level_id: &str, feedback: &[RTCPFeedback]) -> 
     }
 }
 
-fn audio(payload_type: u8, mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodecParameters {
+fn audio(
+    payload_type: u8,
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &str,
+) -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: mime.to_owned(),
@@ -518,12 +528,11 @@ pub fn media_sections(sdp: &str, kind: &str) -> Vec<(u16, Option<String>)> {
                 let port = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
                 current = Some((port, None));
             }
-        } else if let Some((_, dir)) = current.as_mut() {
-            if let Some(d) = line.strip_prefix("a=") {
-                if matches!(d, "sendrecv" | "sendonly" | "recvonly" | "inactive") {
-                    *dir = Some(d.to_owned());
-                }
-            }
+        } else if let Some((_, dir)) = current.as_mut()
+            && let Some(d) = line.strip_prefix("a=")
+            && matches!(d, "sendrecv" | "sendonly" | "recvonly" | "inactive")
+        {
+            *dir = Some(d.to_owned());
         }
     }
     if let Some(done) = current.take() {
@@ -662,7 +671,8 @@ impl AnswererSession {
         for (_, dir) in &video {
             if matches!(dir.as_deref(), Some("sendrecv") | Some("sendonly") | None) {
                 return Err(WebRtcError::WouldSendVideo(
-                    dir.clone().unwrap_or_else(|| "sendrecv (implicit)".to_owned()),
+                    dir.clone()
+                        .unwrap_or_else(|| "sendrecv (implicit)".to_owned()),
                 ));
             }
         }

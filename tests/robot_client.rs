@@ -854,3 +854,49 @@ fn client_and_futures_are_send_and_sync(client: &RobotClient, c: &Credentials) {
     send(&client.get_ptz_position("mech"));
     send(&client.set_ptz_position("mech", None, None, None));
 }
+
+#[tokio::test]
+async fn get_service_entry_reports_known_and_unknown_services() {
+    let sim = start_sim(SimSetup::default()).await;
+    let token = sim.client().login(&creds(PASSWORD)).await.expect("login");
+    let bearer = format!("Bearer {}", token.expose());
+    let mut directory = pb::directory_service_client::DirectoryServiceClient::new(raw_channel(
+        &sim,
+        "api.spot.robot",
+        "api.spot.robot",
+    ));
+    let known = directory
+        .get_service_entry(with_bearer(
+            pb::GetServiceEntryRequest {
+                header: request_header(),
+                service_name: "spot-cam-ptz".to_string(),
+            },
+            Some(&bearer),
+        ))
+        .await
+        .expect("call")
+        .into_inner();
+    assert_eq!(
+        known.status,
+        pb::get_service_entry_response::Status::Ok as i32
+    );
+    let entry = known.service_entry.expect("entry");
+    assert_eq!(entry.authority, "api.spot.robot");
+    assert!(entry.last_update.is_some());
+    let unknown = directory
+        .get_service_entry(with_bearer(
+            pb::GetServiceEntryRequest {
+                header: request_header(),
+                service_name: "no-such-service".to_string(),
+            },
+            Some(&bearer),
+        ))
+        .await
+        .expect("call")
+        .into_inner();
+    assert_eq!(
+        unknown.status,
+        pb::get_service_entry_response::Status::NonexistentService as i32
+    );
+    assert!(unknown.service_entry.is_none());
+}

@@ -73,8 +73,14 @@ async fn connected_pair(
     })
     .await
     .expect("offerer");
-    assert!(offer.contains("a=candidate:"), "offer must carry its candidates:\n{offer}");
-    assert!(offer.contains("a=end-of-candidates"), "offer is not complete:\n{offer}");
+    assert!(
+        offer.contains("a=candidate:"),
+        "offer must carry its candidates:\n{offer}"
+    );
+    assert!(
+        offer.contains("a=end-of-candidates"),
+        "offer is not complete:\n{offer}"
+    );
     assert!(offer.contains("packetization-mode=1;profile-level-id=42e01f"));
 
     let (rtp_tx, rtp_rx) = mpsc::channel(channel_capacity);
@@ -91,12 +97,16 @@ async fn connected_pair(
     let mut answerer_state = answerer.state();
     let mut offerer_state = offerer.state();
     assert_eq!(
-        wait_for_state(&mut answerer_state, Duration::from_secs(10), |s| *s == PeerState::Connected).await,
+        wait_for_state(&mut answerer_state, Duration::from_secs(10), |s| *s
+            == PeerState::Connected)
+        .await,
         Some(PeerState::Connected),
         "answerer did not connect"
     );
     assert_eq!(
-        wait_for_state(&mut offerer_state, Duration::from_secs(10), |s| *s == PeerState::Connected).await,
+        wait_for_state(&mut offerer_state, Duration::from_secs(10), |s| *s
+            == PeerState::Connected)
+        .await,
         Some(PeerState::Connected),
         "offerer did not connect"
     );
@@ -110,7 +120,10 @@ async fn h264_frames_audio_pli_and_close_over_loopback() {
     let (offerer, answerer, answer, mut rtp_rx) = connected_pair(0.0, 4096).await;
 
     // The answer is complete and receive-only.
-    assert!(answer.contains("a=candidate:"), "answer lacks candidates:\n{answer}");
+    assert!(
+        answer.contains("a=candidate:"),
+        "answer lacks candidates:\n{answer}"
+    );
     let video = media_sections(&answer, "video");
     assert_eq!(video.len(), 1, "{answer}");
     assert_ne!(video[0].0, 0, "video was rejected:\n{answer}");
@@ -162,14 +175,25 @@ async fn h264_frames_audio_pli_and_close_over_loopback() {
     );
     for (ts, frame) in &by_ts {
         let markers: Vec<bool> = frame.iter().map(|p| p.packet.header.marker).collect();
-        assert_eq!(markers.iter().filter(|m| **m).count(), 1, "frame {ts}: {markers:?}");
-        assert!(markers.last().copied().unwrap_or(false), "frame {ts}: marker not last");
+        assert_eq!(
+            markers.iter().filter(|m| **m).count(),
+            1,
+            "frame {ts}: {markers:?}"
+        );
+        assert!(
+            markers.last().copied().unwrap_or(false),
+            "frame {ts}: marker not last"
+        );
     }
     // The first packet of the stream carries SPS/PPS (STAP-A, NAL type 24, holding type 7).
     let first = &packets[0].packet.payload;
     assert_eq!(first[0] & 0x1f, 24, "first packet is not STAP-A");
     assert_eq!(first[3] & 0x1f, 7, "STAP-A does not start with SPS");
-    assert!(packets.iter().all(|p| p.packet.header.payload_type == packets[0].packet.header.payload_type));
+    assert!(
+        packets
+            .iter()
+            .all(|p| p.packet.header.payload_type == packets[0].packet.header.payload_type)
+    );
     assert_eq!(answerer.rtp_dropped(), 0);
 
     // Audio arrives and is dropped.
@@ -194,7 +218,11 @@ async fn h264_frames_audio_pli_and_close_over_loopback() {
 
     // We never send media back to the camera.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(offerer.received_media_packets(), 0, "the answerer sent media");
+    assert_eq!(
+        offerer.received_media_packets(),
+        0,
+        "the answerer sent media"
+    );
 
     // Closing the camera makes the node's session leave Connected.
     let mut answerer_state = answerer.state();
@@ -204,9 +232,15 @@ async fn h264_frames_audio_pli_and_close_over_loopback() {
         *s != PeerState::Connected
     })
     .await;
-    eprintln!("answerer left Connected ({left:?}) {:?} after the camera closed", closed_at.elapsed());
+    eprintln!(
+        "answerer left Connected ({left:?}) {:?} after the camera closed",
+        closed_at.elapsed()
+    );
     assert!(
-        matches!(left, Some(PeerState::Closed | PeerState::Disconnected | PeerState::Failed)),
+        matches!(
+            left,
+            Some(PeerState::Closed | PeerState::Disconnected | PeerState::Failed)
+        ),
         "answerer still connected: {left:?}"
     );
 
@@ -221,14 +255,24 @@ async fn camera_notices_when_the_node_closes() {
     let mut offerer_state = offerer.state();
     let closing = Instant::now();
     answerer.close().await;
-    assert!(closing.elapsed() < Duration::from_secs(1), "close() took too long");
+    assert!(
+        closing.elapsed() < Duration::from_secs(1),
+        "close() took too long"
+    );
     let left = wait_for_state(&mut offerer_state, Duration::from_secs(10), |s| {
         *s != PeerState::Connected
     })
     .await;
-    eprintln!("camera saw {left:?} {:?} after the node closed", closing.elapsed());
+    eprintln!(
+        "camera saw {left:?} {:?} after the node closed",
+        closing.elapsed()
+    );
     // The node's DTLS close_notify is noticed well before ICE consent would expire (~5 s).
-    assert_eq!(left, Some(PeerState::Closed), "camera did not notice the node closing");
+    assert_eq!(
+        left,
+        Some(PeerState::Closed),
+        "camera did not notice the node closing"
+    );
     assert!(closing.elapsed() < Duration::from_secs(2));
     assert!(
         offerer

@@ -230,3 +230,65 @@ fn find_connect_failure(status: &tonic::Status) -> Option<&ConnectFailure> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(status: tonic::Status) -> RobotError {
+        RobotError::from_status(
+            &status,
+            "Svc/Rpc",
+            "api.spot.robot",
+            "10.0.0.3:443",
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn statuses_map_like_the_sdk() {
+        assert!(matches!(
+            map(tonic::Status::unauthenticated("x")),
+            RobotError::Unauthenticated
+        ));
+        assert!(matches!(
+            map(tonic::Status::cancelled("401 Unauthorized")),
+            RobotError::Unauthenticated
+        ));
+        assert!(matches!(
+            map(tonic::Status::cancelled("404 Not Found")),
+            RobotError::ServiceNotFound { .. }
+        ));
+        assert!(matches!(
+            map(tonic::Status::cancelled("504 Gateway Timeout")),
+            RobotError::Timeout { .. }
+        ));
+        assert!(matches!(
+            map(tonic::Status::deadline_exceeded("slow")),
+            RobotError::Timeout { .. }
+        ));
+        let unavailable = map(tonic::Status::unavailable("connection reset"));
+        assert!(matches!(unavailable, RobotError::Unreachable { .. }));
+        assert!(unavailable.is_retryable());
+        let other = map(tonic::Status::permission_denied("no"));
+        assert!(matches!(
+            other,
+            RobotError::Rpc {
+                code: Code::PermissionDenied,
+                ..
+            }
+        ));
+        assert!(!other.is_retryable());
+    }
+
+    #[test]
+    fn messages_are_actionable() {
+        let missing = RobotError::MissingCredentials {
+            variable: "BOSDYN_CLIENT_PASSWORD",
+        };
+        let text = missing.to_string();
+        assert!(text.contains("BOSDYN_CLIENT_PASSWORD") && text.contains("export"));
+        assert!(RobotError::InvalidLogin.is_auth_rejection());
+        assert!(!RobotError::InvalidLogin.is_retryable());
+    }
+}

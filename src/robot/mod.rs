@@ -981,3 +981,62 @@ impl RobotClient {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_code(code: pb::common_error::Code) -> pb::ResponseHeader {
+        pb::ResponseHeader {
+            error: Some(pb::CommonError {
+                code: code as i32,
+                message: "why".to_string(),
+                data: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn header_must_be_code_ok() {
+        use pb::common_error::Code;
+        assert!(check_header("R", Some(&with_code(Code::Ok))).is_ok());
+        assert!(matches!(
+            check_header("R", None),
+            Err(RobotError::HeaderError { .. })
+        ));
+        assert!(matches!(
+            check_header("R", Some(&pb::ResponseHeader::default())),
+            Err(RobotError::HeaderError { .. })
+        ));
+        assert!(matches!(
+            check_header("R", Some(&with_code(Code::Unspecified))),
+            Err(RobotError::HeaderError { .. })
+        ));
+        assert!(matches!(
+            check_header("R", Some(&with_code(Code::InvalidRequest))),
+            Err(RobotError::InvalidRequest { .. })
+        ));
+        let internal = check_header("R", Some(&with_code(Code::InternalServerError)));
+        assert!(matches!(&internal, Err(e) if e.is_retryable()));
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let creds = Credentials::new("user".to_string(), "hunter2".to_string());
+        let shown = format!("{creds:?}");
+        assert!(shown.contains("user") && !shown.contains("hunter2"));
+        let token = Token(Arc::from("secret-token"));
+        assert!(!format!("{token:?} {token}").contains("secret-token"));
+        assert_eq!(token.expose(), "secret-token");
+    }
+
+    #[test]
+    fn limits_treat_zero_zero_as_unset() {
+        let l = |min, max| cam::ptz_description::Limits { min, max };
+        assert_eq!(limits(Some(&l(Some(0.0), Some(0.0)))), None);
+        assert_eq!(limits(Some(&l(None, Some(3.0)))), None);
+        assert_eq!(limits(Some(&l(Some(-1.0), Some(3.0)))), Some((-1.0, 3.0)));
+        assert_eq!(limits(None), None);
+    }
+}

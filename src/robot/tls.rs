@@ -284,3 +284,49 @@ pub(crate) async fn dial(
         Err(_) => Err(ConnectFailure::Timeout(timeout)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(cn: &str, sans: &[&str]) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.self_signed(&key).expect("cert").der().clone()
+    }
+
+    fn name(s: &str) -> ServerName<'static> {
+        ServerName::try_from(s.to_string()).expect("dns name")
+    }
+
+    #[test]
+    fn cn_is_used_only_without_dns_sans() {
+        let cn_only = cert("api.spot.robot", &[]);
+        assert!(cn_fallback_matches(&cn_only, &name("api.spot.robot")));
+        assert!(cn_fallback_matches(&cn_only, &name("API.Spot.Robot")));
+        assert!(!cn_fallback_matches(&cn_only, &name("auth.spot.robot")));
+        // With a DNS SAN the CN is ignored, as in OpenSSL/grpc-core.
+        let with_san = cert("api.spot.robot", &["other.spot.robot"]);
+        assert!(!cn_fallback_matches(&with_san, &name("api.spot.robot")));
+        // IP-only SANs do not disable the CN.
+        let ip_san = cert("api.spot.robot", &["127.0.0.1"]);
+        assert!(cn_fallback_matches(&ip_san, &name("api.spot.robot")));
+        let ip = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+        assert!(!cn_fallback_matches(&ip_san, &ip));
+    }
+
+    #[test]
+    fn embedded_bd_root_ca_loads() {
+        assert!(client_config(BOSDYN_ROOT_CA_PEM).is_ok());
+        assert!(matches!(
+            client_config(b"garbage"),
+            Err(RobotError::InvalidConfig { .. })
+        ));
+    }
+}

@@ -14,10 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::interceptor::{Interceptor, Packet as InterceptorPacket, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Interceptor, Packet as InterceptorPacket, Registry, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
+};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Payloader;
@@ -83,7 +87,9 @@ impl Default for OffererConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum OffererError {
     /// Media engine / interceptor / track setup failed.
-    #[error("failed to configure the simulated camera's WebRTC media ({0}); this is a bug, report it")]
+    #[error(
+        "failed to configure the simulated camera's WebRTC media ({0}); this is a bug, report it"
+    )]
     MediaSetup(String),
     /// The peer connection could not be created.
     #[error(
@@ -107,7 +113,9 @@ pub enum OffererError {
         timeout_ms: u128,
     },
     /// The client's answer was rejected.
-    #[error("the client's SDP answer was rejected: {0}; the client must answer this session's offer")]
+    #[error(
+        "the client's SDP answer was rejected: {0}; the client must answer this session's offer"
+    )]
     InvalidAnswer(String),
     /// Media was sent before the answer was applied.
     #[error("cannot send video before the client's answer has been applied; call set_answer first")]
@@ -123,9 +131,10 @@ pub enum OffererError {
     Send(String),
 }
 
-/// Interceptor that counts inbound RTCP keyframe requests (PLI and FIR) and passes every packet
-/// through unchanged.
+/// Interceptor that counts inbound RTCP keyframe requests (PLI and FIR) addressed to our video
+/// SSRC and passes every packet through unchanged.
 struct KeyframeRequestCounter {
+    video_ssrc: u32,
     count_tx: Arc<watch::Sender<u64>>,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
@@ -140,11 +149,18 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestCounter {
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let InterceptorPacket::Rtcp(packets) = &msg.message.packet {
+            let video_ssrc = self.video_ssrc;
             let requests = packets
                 .iter()
                 .filter(|p| {
                     let any = p.as_any();
-                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                    if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                        pli.media_ssrc == video_ssrc
+                    } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                        fir.fir.iter().any(|entry| entry.ssrc == video_ssrc)
+                    } else {
+                        false
+                    }
                 })
                 .count() as u64;
             if requests > 0 {
@@ -402,12 +418,16 @@ impl OffererPeer {
             RtpCodecKind::Audio,
         )
         .map_err(|e| OffererError::MediaSetup(e.to_string()))?;
+        let mut rng = XorShift::seeded();
+        let video_ssrc = rng.next_u32();
+        let audio_ssrc = rng.next_u32();
         let (keyframe_tx, keyframe_rx) = watch::channel(0u64);
         let registry = register_default_interceptors(Registry::new(), &mut me)
             .map_err(|e| OffererError::MediaSetup(e.to_string()))?
             .with(
                 Slot::from(14_000usize),
                 KeyframeRequestCounter {
+                    video_ssrc,
                     count_tx: Arc::new(keyframe_tx),
                     read_queue: VecDeque::new(),
                     write_queue: VecDeque::new(),
@@ -436,9 +456,6 @@ impl OffererPeer {
             })?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
 
-        let mut rng = XorShift::seeded();
-        let video_ssrc = rng.next_u32();
-        let audio_ssrc = rng.next_u32();
         let video_track = Arc::new(TrackLocalStaticRTP::new(local_track(
             RtpCodecKind::Video,
             &video_codec,
@@ -468,11 +485,10 @@ impl OffererPeer {
         let gathered = tokio::time::timeout(GATHER_TIMEOUT, gathered_rx.wait_for(|g| *g))
             .await
             .is_ok();
-        let sdp = pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .ok_or_else(|| OffererError::Offer("no local description after applying it".into()))?;
+        let sdp =
+            pc.local_description().await.map(|d| d.sdp).ok_or_else(|| {
+                OffererError::Offer("no local description after applying it".into())
+            })?;
         if !gathered {
             if sdp.contains("a=candidate:") {
                 warn!("simulated camera: ICE gathering incomplete; offering the candidates so far");
@@ -533,10 +549,10 @@ impl OffererPeer {
                 audio_pt,
                 self.state_rx.clone(),
             ));
-            if let Ok(mut slot) = self.audio_task.lock() {
-                if let Some(old) = slot.replace(task) {
-                    old.abort();
-                }
+            if let Ok(mut slot) = self.audio_task.lock()
+                && let Some(old) = slot.replace(task)
+            {
+                old.abort();
             }
         } else {
             info!("the client rejected audio; not sending audio");

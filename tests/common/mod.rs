@@ -142,3 +142,6 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::pr
     }
     None
 }
+
+#[cfg(feature = "ros")]
+pub mod node;

@@ -1,0 +1,175 @@
+//! Helpers for tests that run the real ROS node and real rclpy processes.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{PASSWORD, Sim, USERNAME};
+
+static NEXT_DOMAIN: AtomicU32 = AtomicU32::new(0);
+
+/// A ROS domain no other running test uses (tests run in parallel, in several processes).
+pub fn unique_domain_id() -> u32 {
+    let offset = NEXT_DOMAIN.fetch_add(1, Ordering::Relaxed);
+    1 + (std::process::id() * 7 + offset) % 100
+}
+
+fn repo_file(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The interpreter with rclpy (set by scripts/ros-env.sh).
+pub fn ros_python() -> String {
+    std::env::var("ROS_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// A running `spot_ptz_stream` node, killed when dropped.
+pub struct NodeProcess {
+    pub child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// How to start the node.
+pub struct NodeLaunch<'a> {
+    pub domain_id: u32,
+    pub params_file: Option<PathBuf>,
+    pub params: Vec<(String, String)>,
+    pub sim: Option<&'a Sim>,
+    pub credentials: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> NodeLaunch<'a> {
+    /// The repository's YAML, pointed at `sim` over loopback (or at a closed port).
+    pub fn new(domain_id: u32, sim: Option<&'a Sim>) -> Self {
+        let mut params = Vec::new();
+        let mut set = |k: &str, v: String| params.push((k.to_string(), v));
+        set("robot_host", "127.0.0.1".to_string());
+        set("udp_bind_address", "127.0.0.1".to_string());
+        match sim {
+            Some(sim) => {
+                set("grpc_port", sim.grpc_addr.port().to_string());
+                set("sdp_port", sim.sdp_addr.port().to_string());
+                set("robot_ca_path", sim.ca_path.display().to_string());
+                set("camera_ca_path", sim.ca_path.display().to_string());
+            }
+            None => set("grpc_port", "9".to_string()),
+        }
+        Self {
+            domain_id,
+            params_file: Some(repo_file("config/ptz_stream.yaml")),
+            params,
+            sim,
+            credentials: Some((USERNAME, PASSWORD)),
+        }
+    }
+
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn start(self) -> NodeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("node.log");
+        let log_file = std::fs::File::create(&log).expect("node log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spot_ptz_stream"));
+        command.arg("--ros-args");
+        if let Some(file) = &self.params_file {
+            command.arg("--params-file").arg(file);
+        }
+        for (name, value) in &self.params {
+            command.arg("-p").arg(format!("{name}:={value}"));
+        }
+        command
+            .env("ROS_DOMAIN_ID", self.domain_id.to_string())
+            .env("ROS_LOG_DIR", dir.path())
+            .env("SPOT_PTZ_STREAM_LOG", "info,spot_ptz_stream=debug")
+            .env_remove("SPOT_IP")
+            .env_remove("BOSDYN_CLIENT_USERNAME")
+            .env_remove("BOSDYN_CLIENT_PASSWORD");
+        if let Some((user, password)) = self.credentials {
+            command
+                .env("BOSDYN_CLIENT_USERNAME", user)
+                .env("BOSDYN_CLIENT_PASSWORD", password);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn spot_ptz_stream");
+        NodeProcess {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+}
+
+impl NodeProcess {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Python helper script (tests/ros/*.py) running in the test's ROS domain; its stdout lines
+/// (JSON) arrive on a channel.
+pub struct PyProcess {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl PyProcess {
+    pub fn start(script: &str, args: &[&str], domain_id: u32) -> PyProcess {
+        let mut child = Command::new(ros_python())
+            .arg(repo_file(&format!("tests/ros/{script}")))
+            .args(args)
+            .env("ROS_DOMAIN_ID", domain_id.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn python");
+        let stdout: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        PyProcess { child, lines }
+    }
+
+    /// The next JSON line, or None after `timeout`.
+    pub fn next_json(&self, timeout: Duration) -> Option<serde_json::Value> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")))
+    }
+
+    /// Waits for the script to end and returns its exit code.
+    pub fn wait(mut self) -> Option<i32> {
+        super::wait_with_timeout(&mut self.child, Duration::from_secs(60)).and_then(|s| s.code())
+    }
+}
+
+impl Drop for PyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
