@@ -40,7 +40,13 @@ pub enum CameraInfoError {
     Parse { path: String, reason: String },
 }
 
-fn check(path: &str, name: &str, m: &Matrix, rows: usize, cols: usize) -> Result<(), CameraInfoError> {
+fn check(
+    path: &str,
+    name: &str,
+    m: &Matrix,
+    rows: usize,
+    cols: usize,
+) -> Result<(), CameraInfoError> {
     if m.rows == rows && m.cols == cols && m.data.len() == rows * cols {
         Ok(())
     } else {
@@ -53,17 +59,33 @@ fn check(path: &str, name: &str, m: &Matrix, rows: usize, cols: usize) -> Result
 
 /// Parses a calibration from YAML text; `path` names it in errors.
 pub fn parse(path: &str, yaml: &str) -> Result<Calibration, CameraInfoError> {
-    let calibration: Calibration = serde_yaml_ng::from_str(yaml).map_err(|e| CameraInfoError::Parse {
-        path: path.to_string(),
-        reason: e.to_string(),
-    })?;
+    let calibration: Calibration =
+        serde_yaml_ng::from_str(yaml).map_err(|e| CameraInfoError::Parse {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
     check(path, "camera_matrix", &calibration.camera_matrix, 3, 3)?;
-    check(path, "rectification_matrix", &calibration.rectification_matrix, 3, 3)?;
-    check(path, "projection_matrix", &calibration.projection_matrix, 3, 4)?;
-    if calibration.distortion_coefficients.data.len() != calibration.distortion_coefficients.rows * calibration.distortion_coefficients.cols {
+    check(
+        path,
+        "rectification_matrix",
+        &calibration.rectification_matrix,
+        3,
+        3,
+    )?;
+    check(
+        path,
+        "projection_matrix",
+        &calibration.projection_matrix,
+        3,
+        4,
+    )?;
+    if calibration.distortion_coefficients.data.len()
+        != calibration.distortion_coefficients.rows * calibration.distortion_coefficients.cols
+    {
         return Err(CameraInfoError::Parse {
             path: path.to_string(),
-            reason: "distortion_coefficients: rows * cols differs from the number of values".to_string(),
+            reason: "distortion_coefficients: rows * cols differs from the number of values"
+                .to_string(),
         });
     }
     Ok(calibration)
@@ -74,7 +96,9 @@ pub fn load(url: &str) -> Result<Calibration, CameraInfoError> {
     let path = url
         .strip_prefix("file://")
         .filter(|p| p.starts_with('/'))
-        .ok_or_else(|| CameraInfoError::Url { url: url.to_string() })?;
+        .ok_or_else(|| CameraInfoError::Url {
+            url: url.to_string(),
+        })?;
     let yaml = std::fs::read_to_string(path).map_err(|source| CameraInfoError::Read {
         path: path.to_string(),
         source,
@@ -95,7 +119,12 @@ mod tests {
         assert_eq!(c.camera_matrix.data[2], 640.0);
         assert_eq!(c.distortion_coefficients.data.len(), 5);
         let broken = YAML.replace("cols: 4", "cols: 3");
-        assert!(parse("x.yaml", &broken).unwrap_err().to_string().contains("projection_matrix"));
+        assert!(
+            parse("x.yaml", &broken)
+                .unwrap_err()
+                .to_string()
+                .contains("projection_matrix")
+        );
         assert!(matches!(load("http://x"), Err(CameraInfoError::Url { .. })));
     }
 }

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource as _;
-use openh264::OpenH264API;
 use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
 use crate::depacketizer::AccessUnit;
 use crate::frame_queue::DropOldestQueue;
-use crate::stats::{bump, StreamStats};
+use crate::stats::{StreamStats, bump};
 
 /// How long the decoder thread waits for input before checking again for shutdown.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -226,7 +226,10 @@ impl Worker {
 }
 
 /// Converts a decoded picture (padded strides) to packed bgr8.
-fn convert(yuv: &openh264::decoder::DecodedYUV<'_>, color: ColorSpec) -> Option<(Vec<u8>, u32, u32)> {
+fn convert(
+    yuv: &openh264::decoder::DecodedYUV<'_>,
+    color: ColorSpec,
+) -> Option<(Vec<u8>, u32, u32)> {
     let (width, height) = yuv.dimensions();
     let (y_stride, u_stride, v_stride) = yuv.strides();
     let width = u32::try_from(width).ok()?;

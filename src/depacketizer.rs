@@ -329,10 +329,7 @@ fn parse_payload(
                 *fragment = Some(nal);
             } else {
                 // A middle or end fragment without its start cannot be rebuilt.
-                fragment
-                    .as_mut()
-                    .ok_or(Malformed)?
-                    .extend_from_slice(body);
+                fragment.as_mut().ok_or(Malformed)?.extend_from_slice(body);
             }
             if end && let Some(nal) = fragment.take() {
                 add_nal(frame, &nal, sps, pps);
@@ -403,7 +400,10 @@ mod tests {
         let mut d = Depacketizer::new(Duration::from_secs(2));
         let now = Instant::now();
         assert!(d.take_keyframe_request());
-        assert!(d.push(rtp(1, 0, false), &stap_a(&[SPS, PPS]), now).is_none());
+        assert!(
+            d.push(rtp(1, 0, false), &stap_a(&[SPS, PPS]), now)
+                .is_none()
+        );
         let big_idr: Vec<u8> = IDR.iter().copied().cycle().take(100).collect();
         let pieces = fu_a(&big_idr, 3);
         assert!(d.push(rtp(2, 0, false), &pieces[0], now).is_none());
@@ -422,9 +422,18 @@ mod tests {
         let mut d = Depacketizer::new(Duration::from_secs(60));
         let now = Instant::now();
         assert!(d.push(rtp(10, 0, true), P, now).is_none());
-        assert!(d.push(rtp(11, 1, true), IDR, now).is_none(), "no SPS/PPS yet");
-        assert!(d.push(rtp(12, 2, true), &stap_a(&[SPS, PPS]), now).is_none());
-        assert!(d.push(rtp(13, 3, true), P, now).is_none(), "waits for an IDR");
+        assert!(
+            d.push(rtp(11, 1, true), IDR, now).is_none(),
+            "no SPS/PPS yet"
+        );
+        assert!(
+            d.push(rtp(12, 2, true), &stap_a(&[SPS, PPS]), now)
+                .is_none()
+        );
+        assert!(
+            d.push(rtp(13, 3, true), P, now).is_none(),
+            "waits for an IDR"
+        );
         let au = d.push(rtp(14, 4, true), IDR, now).expect("idr");
         assert_eq!(au.data, annexb(&[SPS, PPS, IDR]));
         assert_eq!(d.counters().frames_waiting_for_keyframe, 3);
@@ -434,9 +443,14 @@ mod tests {
     fn starts_without_idr_after_keyframe_wait() {
         let mut d = Depacketizer::new(Duration::from_millis(500));
         let t0 = Instant::now();
-        assert!(d.push(rtp(1, 0, true), &stap_a(&[SPS, PPS, P]), t0).is_none());
+        assert!(
+            d.push(rtp(1, 0, true), &stap_a(&[SPS, PPS, P]), t0)
+                .is_none()
+        );
         let later = t0 + Duration::from_millis(600);
-        let au = d.push(rtp(2, 1, true), P, later).expect("intra-refresh start");
+        let au = d
+            .push(rtp(2, 1, true), P, later)
+            .expect("intra-refresh start");
         assert!(!au.is_idr);
     }
 
@@ -458,7 +472,9 @@ mod tests {
         assert_eq!(d.counters().frames_incomplete, 1);
         // A lost marker packet: the timestamp moves on.
         assert!(d.push(rtp(6, 30, false), P, now).is_none());
-        let after = d.push(rtp(8, 40, true), P, now).expect("frame after lost marker");
+        let after = d
+            .push(rtp(8, 40, true), P, now)
+            .expect("frame after lost marker");
         assert!(after.after_gap);
         // Late duplicate is ignored.
         assert!(d.push(rtp(7, 30, true), P, now).is_none());

@@ -113,40 +113,144 @@ pub struct NodeParams {
 
 /// Name, default and description of every parameter, in the order they are documented.
 pub const PARAMETERS: &[(&str, &str, &str)] = &[
-    ("robot_host", "\"\"", "Robot hostname or IP (falls back to the SPOT_IP environment variable)."),
+    (
+        "robot_host",
+        "\"\"",
+        "Robot hostname or IP (falls back to the SPOT_IP environment variable).",
+    ),
     ("grpc_port", "443", "Robot gRPC port."),
-    ("sdp_port", "31102", "Spot CAM WebRTC signalling port (HTTPS)."),
+    (
+        "sdp_port",
+        "31102",
+        "Spot CAM WebRTC signalling port (HTTPS).",
+    ),
     ("sdp_path", "\"h264.sdp\"", "Signalling path on the camera."),
-    ("robot_ca_path", "\"\"", "PEM root CA of the robot; empty = embedded Boston Dynamics root CA."),
-    ("camera_ca_path", "\"\"", "PEM CA for the camera's HTTPS certificate; empty = not verified (warns)."),
-    ("screen", "\"mech_full\"", "Compositor screen to stream; empty = leave as is."),
-    ("target_bitrate_bps", "2000000", "Camera target bitrate; 0 = leave as is."),
-    ("idr_interval_frames", "30", "Frames between IDR pictures; 0 = leave as is."),
-    ("initial_ptz_enabled", "false", "Move the PTZ before streaming."),
+    (
+        "robot_ca_path",
+        "\"\"",
+        "PEM root CA of the robot; empty = embedded Boston Dynamics root CA.",
+    ),
+    (
+        "camera_ca_path",
+        "\"\"",
+        "PEM CA for the camera's HTTPS certificate; empty = not verified (warns).",
+    ),
+    (
+        "screen",
+        "\"mech_full\"",
+        "Compositor screen to stream; empty = leave as is.",
+    ),
+    (
+        "target_bitrate_bps",
+        "2000000",
+        "Camera target bitrate; 0 = leave as is.",
+    ),
+    (
+        "idr_interval_frames",
+        "30",
+        "Frames between IDR pictures; 0 = leave as is.",
+    ),
+    (
+        "initial_ptz_enabled",
+        "false",
+        "Move the PTZ before streaming.",
+    ),
     ("initial_ptz_name", "\"mech\"", "PTZ to move."),
     ("initial_pan_deg", "0.0", "Initial pan in degrees."),
     ("initial_tilt_deg", "0.0", "Initial tilt in degrees."),
     ("initial_zoom", "1.0", "Initial zoom level."),
-    ("autostart", "true", "Start streaming at start-up (else wait for ~/start_stream)."),
-    ("frame_id", "\"spot_cam_ptz_optical\"", "frame_id of image_raw and camera_info."),
-    ("camera_info_url", "\"\"", "file:// URL of a camera_calibration YAML; empty = uncalibrated."),
-    ("image_qos_depth", "1", "History depth of image_raw and camera_info (keep-last)."),
-    ("image_qos_reliability", "\"reliable\"", "reliable or best_effort."),
-    ("queue_depth", "2", "Decoded frames buffered before publishing; older ones are dropped."),
+    (
+        "autostart",
+        "true",
+        "Start streaming at start-up (else wait for ~/start_stream).",
+    ),
+    (
+        "frame_id",
+        "\"spot_cam_ptz_optical\"",
+        "frame_id of image_raw and camera_info.",
+    ),
+    (
+        "camera_info_url",
+        "\"\"",
+        "file:// URL of a camera_calibration YAML; empty = uncalibrated.",
+    ),
+    (
+        "image_qos_depth",
+        "1",
+        "History depth of image_raw and camera_info (keep-last).",
+    ),
+    (
+        "image_qos_reliability",
+        "\"reliable\"",
+        "reliable or best_effort.",
+    ),
+    (
+        "queue_depth",
+        "2",
+        "Decoded frames buffered before publishing; older ones are dropped.",
+    ),
     ("connect_timeout_secs", "10.0", "WebRTC connection timeout."),
-    ("stall_timeout_secs", "5.0", "No video for this long triggers a reconnect."),
-    ("reconnect_initial_secs", "0.5", "First reconnect delay (doubles, with jitter)."),
+    (
+        "stall_timeout_secs",
+        "5.0",
+        "No video for this long triggers a reconnect.",
+    ),
+    (
+        "reconnect_initial_secs",
+        "0.5",
+        "First reconnect delay (doubles, with jitter).",
+    ),
     ("reconnect_max_secs", "10.0", "Longest reconnect delay."),
-    ("token_refresh_secs", "3600.0", "Re-mint the user token this often."),
-    ("keyframe_wait_secs", "2.0", "Wait this long for an IDR before decoding intra-refresh frames."),
-    ("color_range", "\"limited\"", "YUV range of the stream: limited or full."),
-    ("color_matrix", "\"bt601\"", "YUV matrix of the stream: bt601 or bt709."),
-    ("udp_bind_address", "\"0.0.0.0\"", "Local address for WebRTC UDP sockets."),
-    ("diagnostics_period_secs", "1.0", "Period of ~/stats and /diagnostics."),
-    ("auto_trigger", "false", "Start on a matching detection, stop after trigger_timeout_secs without."),
-    ("trigger_class_ids", "[\"person\", \"0\"]", "Detection class_ids that start the stream."),
-    ("trigger_min_score", "0.5", "Lowest detection score that starts the stream."),
-    ("trigger_timeout_secs", "10.0", "Stop this long after the last matching detection."),
+    (
+        "token_refresh_secs",
+        "3600.0",
+        "Re-mint the user token this often.",
+    ),
+    (
+        "keyframe_wait_secs",
+        "2.0",
+        "Wait this long for an IDR before decoding intra-refresh frames.",
+    ),
+    (
+        "color_range",
+        "\"limited\"",
+        "YUV range of the stream: limited or full.",
+    ),
+    (
+        "color_matrix",
+        "\"bt601\"",
+        "YUV matrix of the stream: bt601 or bt709.",
+    ),
+    (
+        "udp_bind_address",
+        "\"0.0.0.0\"",
+        "Local address for WebRTC UDP sockets.",
+    ),
+    (
+        "diagnostics_period_secs",
+        "1.0",
+        "Period of ~/stats and /diagnostics.",
+    ),
+    (
+        "auto_trigger",
+        "false",
+        "Start on a matching detection, stop after trigger_timeout_secs without.",
+    ),
+    (
+        "trigger_class_ids",
+        "[\"person\", \"0\"]",
+        "Detection class_ids that start the stream.",
+    ),
+    (
+        "trigger_min_score",
+        "0.5",
+        "Lowest detection score that starts the stream.",
+    ),
+    (
+        "trigger_timeout_secs",
+        "10.0",
+        "Stop this long after the last matching detection.",
+    ),
 ];
 
 struct Reader<'a> {
@@ -178,7 +282,13 @@ impl Reader<'_> {
         }
     }
 
-    fn integer(&self, name: &'static str, default: i64, min: i64, max: i64) -> Result<i64, ParamError> {
+    fn integer(
+        &self,
+        name: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ParamError> {
         let value = match self.source.get(name) {
             None => default,
             Some(ParamValue::Integer(i)) => i,
@@ -195,7 +305,13 @@ impl Reader<'_> {
         }
     }
 
-    fn double(&self, name: &'static str, default: f64, min: f64, max: f64) -> Result<f64, ParamError> {
+    fn double(
+        &self,
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, ParamError> {
         let value = match self.source.get(name) {
             None => default,
             Some(ParamValue::Double(d)) => d,
@@ -214,11 +330,24 @@ impl Reader<'_> {
         }
     }
 
-    fn seconds(&self, name: &'static str, default: f64, min: f64, max: f64) -> Result<Duration, ParamError> {
-        Ok(Duration::from_secs_f64(self.double(name, default, min, max)?))
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<Duration, ParamError> {
+        Ok(Duration::from_secs_f64(
+            self.double(name, default, min, max)?,
+        ))
     }
 
-    fn choice<T: std::str::FromStr>(&self, name: &'static str, default: &str, accepted: &str) -> Result<T, ParamError> {
+    fn choice<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: &str,
+        accepted: &str,
+    ) -> Result<T, ParamError> {
         let value = self.string(name, default)?;
         value.parse().map_err(|_| ParamError {
             name,
@@ -227,7 +356,11 @@ impl Reader<'_> {
         })
     }
 
-    fn string_array(&self, name: &'static str, default: &[&str]) -> Result<Vec<String>, ParamError> {
+    fn string_array(
+        &self,
+        name: &'static str,
+        default: &[&str],
+    ) -> Result<Vec<String>, ParamError> {
         match self.source.get(name) {
             None => Ok(default.iter().map(|s| (*s).to_string()).collect()),
             Some(ParamValue::StringArray(v)) => Ok(v),
@@ -278,7 +411,8 @@ impl NodeParams {
                 accepted: "a path such as h264.sdp".to_string(),
             });
         }
-        let reliability: Reliability = r.choice("image_qos_reliability", "reliable", "reliable, best_effort")?;
+        let reliability: Reliability =
+            r.choice("image_qos_reliability", "reliable", "reliable, best_effort")?;
         let color_range: ColorRange = r.choice("color_range", "limited", "limited, full")?;
         let color_matrix: ColorMatrix = r.choice("color_matrix", "bt601", "bt601, bt709")?;
         let frame_id = r.string("frame_id", "spot_cam_ptz_optical")?;
@@ -302,7 +436,8 @@ impl NodeParams {
             return Err(ParamError {
                 name: "udp_bind_address",
                 problem: format!("{udp_bind_address:?} is not an IP address"),
-                accepted: "an IP address of this computer, or 0.0.0.0 for all interfaces".to_string(),
+                accepted: "an IP address of this computer, or 0.0.0.0 for all interfaces"
+                    .to_string(),
             });
         }
         let reconnect_initial = r.seconds("reconnect_initial_secs", 0.5, 0.05, 60.0)?;
@@ -368,7 +503,10 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, ParamValue)]) -> HashMap<String, ParamValue> {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -387,19 +525,39 @@ mod tests {
     fn rejections_name_the_parameter_and_accepted_values() {
         let host = ("robot_host", ParamValue::String("h".into()));
         let cases = [
-            ("image_qos_reliability", ParamValue::String("sometimes".into()), "reliable, best_effort"),
+            (
+                "image_qos_reliability",
+                ParamValue::String("sometimes".into()),
+                "reliable, best_effort",
+            ),
             ("queue_depth", ParamValue::Integer(0), "from 1 to 60"),
             ("grpc_port", ParamValue::Integer(70_000), "from 1 to 65535"),
-            ("color_matrix", ParamValue::String("bt2020".into()), "bt601, bt709"),
-            ("connect_timeout_secs", ParamValue::String("ten".into()), "a double"),
-            ("camera_info_url", ParamValue::String("http://x".into()), "file://"),
+            (
+                "color_matrix",
+                ParamValue::String("bt2020".into()),
+                "bt601, bt709",
+            ),
+            (
+                "connect_timeout_secs",
+                ParamValue::String("ten".into()),
+                "a double",
+            ),
+            (
+                "camera_info_url",
+                ParamValue::String("http://x".into()),
+                "file://",
+            ),
             ("trigger_min_score", ParamValue::Double(1.5), "from 0 to 1"),
         ];
         for (name, value, accepted) in cases {
-            let error = NodeParams::read(&params(&[host.clone(), (name, value)]), None).unwrap_err();
+            let error =
+                NodeParams::read(&params(&[host.clone(), (name, value)]), None).unwrap_err();
             assert_eq!(error.name, name);
             let message = error.to_string();
-            assert!(message.contains(name) && message.contains(accepted), "{message}");
+            assert!(
+                message.contains(name) && message.contains(accepted),
+                "{message}"
+            );
         }
     }
 }

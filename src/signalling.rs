@@ -37,13 +37,17 @@ pub enum SignallingError {
     CameraCa(#[source] reqwest::Error),
     #[error("could not set up the HTTPS client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("could not reach the camera's signalling endpoint {url}: {source}; check robot_host and sdp_port, and that the Spot CAM is powered")]
+    #[error(
+        "could not reach the camera's signalling endpoint {url}: {source}; check robot_host and sdp_port, and that the Spot CAM is powered"
+    )]
     Unreachable {
         url: String,
         #[source]
         source: reqwest::Error,
     },
-    #[error("the camera refused the user token at {url} (HTTP 401); the token is re-minted on the next attempt")]
+    #[error(
+        "the camera refused the user token at {url} (HTTP 401); the token is re-minted on the next attempt"
+    )]
     Unauthorized { url: String },
     #[error("the camera's signalling endpoint {url} is busy (HTTP 503); retrying with backoff")]
     Busy { url: String },
@@ -100,8 +104,8 @@ impl SignallingClient {
             .connect_timeout(config.request_timeout);
         let builder = match &config.camera_ca_pem {
             Some(pem) => {
-                let certificates =
-                    reqwest::Certificate::from_pem_bundle(pem).map_err(SignallingError::CameraCa)?;
+                let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(SignallingError::CameraCa)?;
                 // The camera is reached through the robot's address, which its certificate
                 // does not name: verify the chain, not the host name.
                 builder

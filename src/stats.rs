@@ -4,8 +4,8 @@
 //! [`StatsWindow`] turns two snapshots into rates (fps, bitrate) for a report.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Latency samples kept for percentiles.
@@ -133,7 +133,10 @@ impl Rates {
             return Self::default();
         }
         Self {
-            fps: later.frames_published.saturating_sub(earlier.frames_published) as f64 / secs,
+            fps: later
+                .frames_published
+                .saturating_sub(earlier.frames_published) as f64
+                / secs,
             bitrate_bps: later.rtp_bytes.saturating_sub(earlier.rtp_bytes) as f64 * 8.0 / secs,
         }
     }

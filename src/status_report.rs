@@ -49,14 +49,24 @@ pub fn build(
     let in_state = now.saturating_duration_since(status.since);
     let (level, message) = match status.state {
         StreamState::Streaming if rates.fps > 0.0 => (Level::Ok, "streaming".to_string()),
-        StreamState::Streaming if in_state < Duration::from_secs(2) => {
-            (Level::Ok, "connected, waiting for the first frame".to_string())
-        }
-        StreamState::Streaming => (Level::Warn, "connected but no frames are published (stalled)".to_string()),
-        StreamState::Stopped => (Level::Ok, "stopped (call ~/start_stream to stream)".to_string()),
+        StreamState::Streaming if in_state < Duration::from_secs(2) => (
+            Level::Ok,
+            "connected, waiting for the first frame".to_string(),
+        ),
+        StreamState::Streaming => (
+            Level::Warn,
+            "connected but no frames are published (stalled)".to_string(),
+        ),
+        StreamState::Stopped => (
+            Level::Ok,
+            "stopped (call ~/start_stream to stream)".to_string(),
+        ),
         StreamState::Reconnecting => (Level::Warn, "reconnecting after an error".to_string()),
         StreamState::Failed => (Level::Error, "failed; see last_error".to_string()),
-        state if in_state > SLOW_CONNECT => (Level::Warn, format!("still {state} after {:.0} s", in_state.as_secs_f64())),
+        state if in_state > SLOW_CONNECT => (
+            Level::Warn,
+            format!("still {state} after {:.0} s", in_state.as_secs_f64()),
+        ),
         state => (Level::Ok, format!("starting: {state}")),
     };
     let (detection_age, detection_class) = match &detections.last {
@@ -86,5 +96,9 @@ pub fn build(
         ("last_detection_class", detection_class),
         ("auto_trigger", detections.auto_trigger.to_string()),
     ];
-    Report { level, message, values }
+    Report {
+        level,
+        message,
+        values,
+    }
 }

@@ -141,7 +141,9 @@ pub enum StreamError {
     WebRtc(#[from] WebRtcError),
     #[error(transparent)]
     Decoder(#[from] decoder::DecoderError),
-    #[error("the WebRTC connection was not established within {timeout_secs:.1} s (ICE/DTLS); check that UDP between this computer and the robot is not blocked")]
+    #[error(
+        "the WebRTC connection was not established within {timeout_secs:.1} s (ICE/DTLS); check that UDP between this computer and the robot is not blocked"
+    )]
     ConnectTimeout { timeout_secs: f64 },
     #[error("the WebRTC connection {0}")]
     ConnectionLost(&'static str),
@@ -234,14 +236,20 @@ pub fn spawn(
         status: status_tx,
         frames: frames.clone(),
         stats,
-        logged_in_at: None,
+        token_rejected: false,
         services_ready: false,
         prepared: false,
         login_failures: 0,
     };
+    let refresher = tokio::spawn(refresh_tokens(
+        task.robot.clone(),
+        task.config.token_refresh_interval,
+        shutdown.clone(),
+    ));
     let join = tokio::spawn(async move {
         task.run(shutdown).await;
         frames.close();
+        refresher.abort();
     });
     Ok((handle, join))
 }
@@ -253,7 +261,8 @@ struct StreamTask {
     status: watch::Sender<StreamStatus>,
     frames: Arc<DropOldestQueue<DecodedFrame>>,
     stats: Arc<StreamStats>,
-    logged_in_at: Option<Instant>,
+    /// The robot or camera refused the current token: log in again before the next attempt.
+    token_rejected: bool,
     services_ready: bool,
     prepared: bool,
     login_failures: u32,
@@ -282,7 +291,8 @@ impl StreamTask {
 
     fn set_error(&self, error: &StreamError) {
         let message = error.to_string();
-        self.status.send_modify(|status| status.last_error = Some(message));
+        self.status
+            .send_modify(|status| status.last_error = Some(message));
     }
 
     async fn wait_until_wanted(&mut self, shutdown: &CancellationToken) -> Wanted {
@@ -332,8 +342,8 @@ impl StreamTask {
             };
             self.set_error(&error);
             if error.is_auth_rejection() {
-                // Log in again next time; count rejected logins.
-                self.logged_in_at = None;
+                // Log in again next time; rejected logins are counted there.
+                self.token_rejected = true;
             }
             if self.login_failures >= MAX_CONSECUTIVE_LOGIN_FAILURES
                 || matches!(error, StreamError::Robot(RobotError::LockedOut))
@@ -359,7 +369,10 @@ impl StreamTask {
                 _ = shutdown.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
             }
-            if matches!(error, StreamError::Stalled { .. } | StreamError::ConnectionLost(_)) {
+            if matches!(
+                error,
+                StreamError::Stalled { .. } | StreamError::ConnectionLost(_)
+            ) {
                 // The stream had been up: start the next series of delays from the beginning.
                 backoff = self.backoff();
             }
@@ -368,27 +381,17 @@ impl StreamTask {
     }
 
     async fn ensure_logged_in(&mut self) -> Result<String, StreamError> {
-        let fresh = self
-            .logged_in_at
-            .is_some_and(|at| at.elapsed() < self.config.token_refresh_interval);
-        if let (true, Some(token)) = (fresh, self.robot.token()) {
+        if !self.token_rejected
+            && let Some(token) = self.robot.token()
+        {
+            // Kept fresh by `refresh_tokens`.
             return Ok(token.expose().to_string());
-        }
-        if self.logged_in_at.is_some() {
-            // Due for the hourly re-mint.
-            match self.robot.refresh_token().await {
-                Ok(token) => {
-                    self.logged_in_at = Some(Instant::now());
-                    return Ok(token.expose().to_string());
-                }
-                Err(error) => tracing::warn!(%error, "token re-mint failed; logging in again"),
-            }
         }
         self.set_state(StreamState::LoggingIn);
         match self.robot.login(&self.config.credentials).await {
             Ok(token) => {
                 self.login_failures = 0;
-                self.logged_in_at = Some(Instant::now());
+                self.token_rejected = false;
                 Ok(token.expose().to_string())
             }
             Err(error) => {
@@ -451,7 +454,9 @@ impl StreamTask {
         let (session, answer_sdp) =
             AnswererSession::start(&offer.sdp, &self.config.answerer, rtp_tx).await?;
         let result = async {
-            signalling.post_answer(&token, &offer.id, &answer_sdp).await?;
+            signalling
+                .post_answer(&token, &offer.id, &answer_sdp)
+                .await?;
             self.set_state(StreamState::Connecting);
             wait_connected(&session, self.config.connect_timeout).await?;
             self.set_state(StreamState::Streaming);
@@ -468,7 +473,8 @@ impl StreamTask {
         session: &AnswererSession,
         mut rtp_rx: mpsc::Receiver<ReceivedRtp>,
     ) -> Result<(), StreamError> {
-        let access_units: Arc<DropOldestQueue<AccessUnit>> = DropOldestQueue::new(ACCESS_UNIT_QUEUE);
+        let access_units: Arc<DropOldestQueue<AccessUnit>> =
+            DropOldestQueue::new(ACCESS_UNIT_QUEUE);
         let keyframe_wanted = Arc::new(AtomicBool::new(true));
         let decoder_flag = keyframe_wanted.clone();
         let decoder_thread = decoder::spawn(
@@ -530,7 +536,8 @@ impl StreamTask {
                 }
             }
             // Rate-limited keyframe requests (start, loss, decode errors).
-            let due = last_keyframe_request.is_none_or(|at| at.elapsed() >= KEYFRAME_REQUEST_MIN_INTERVAL);
+            let due = last_keyframe_request
+                .is_none_or(|at| at.elapsed() >= KEYFRAME_REQUEST_MIN_INTERVAL);
             if due && keyframe_wanted.swap(false, Ordering::Relaxed) {
                 requester.request();
                 bump(&self.stats.keyframe_requests);
@@ -542,6 +549,47 @@ impl StreamTask {
         // The decoder thread finishes the access unit in hand, then ends.
         let _ = tokio::task::spawn_blocking(move || decoder_thread.join()).await;
         outcome
+    }
+}
+
+/// Re-mints the user token every `interval` (the SDK does it hourly; tokens live 12 h), with
+/// exponential backoff on transient failures. A rejected re-mint is left to the stream task,
+/// which logs in again when the token is refused.
+async fn refresh_tokens(robot: RobotClient, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if robot.token().is_none() {
+            continue;
+        }
+        let mut delays = reconnect_backoff(Duration::from_secs(1), Duration::from_secs(60)).take(6);
+        loop {
+            match robot.refresh_token().await {
+                Ok(_) => {
+                    tracing::debug!("user token re-minted");
+                    break;
+                }
+                Err(error) if error.is_auth_rejection() => {
+                    tracing::warn!(%error, "token re-mint refused; logging in again on the next connection");
+                    break;
+                }
+                Err(error) => match delays.next() {
+                    Some(delay) => {
+                        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "token re-mint failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                    None => {
+                        tracing::warn!(%error, "token re-mint failed repeatedly; trying again in one interval");
+                        break;
+                    }
+                },
+            }
+        }
     }
 }
 
@@ -563,7 +611,9 @@ async fn wait_connected(session: &AnswererSession, timeout: Duration) -> Result<
             match *state.borrow_and_update() {
                 PeerState::Connected => return Ok(()),
                 PeerState::Failed => return Err(StreamError::ConnectionLost("failed (ICE/DTLS)")),
-                PeerState::Closed => return Err(StreamError::ConnectionLost("was closed before connecting")),
+                PeerState::Closed => {
+                    return Err(StreamError::ConnectionLost("was closed before connecting"));
+                }
                 _ => {}
             }
             if state.changed().await.is_err() {

@@ -59,7 +59,7 @@ impl AutoTrigger {
             self.last_detection = Some((now, best.class_id.clone()));
         }
         let matched = hypotheses.iter().any(|h| {
-            h.score >= self.config.min_score && self.config.class_ids.iter().any(|c| *c == h.class_id)
+            h.score >= self.config.min_score && self.config.class_ids.contains(&h.class_id)
         });
         if !(self.config.enabled && matched) {
             return TriggerAction::Nothing;
@@ -128,15 +128,30 @@ mod tests {
         });
         let t0 = Instant::now();
         assert_eq!(t.on_detections(&[person(0.4)], t0), TriggerAction::Nothing);
-        let cat = Hypothesis { class_id: "cat".into(), score: 0.9 };
+        let cat = Hypothesis {
+            class_id: "cat".into(),
+            score: 0.9,
+        };
         assert_eq!(t.on_detections(&[cat], t0), TriggerAction::Nothing);
         assert_eq!(t.on_detections(&[person(0.8)], t0), TriggerAction::Start);
-        assert_eq!(t.on_detections(&[person(0.8)], t0 + Duration::from_secs(1)), TriggerAction::Nothing);
-        assert_eq!(t.on_tick(t0 + Duration::from_millis(2500)), TriggerAction::Nothing);
+        assert_eq!(
+            t.on_detections(&[person(0.8)], t0 + Duration::from_secs(1)),
+            TriggerAction::Nothing
+        );
+        assert_eq!(
+            t.on_tick(t0 + Duration::from_millis(2500)),
+            TriggerAction::Nothing
+        );
         assert_eq!(t.on_tick(t0 + Duration::from_secs(3)), TriggerAction::Stop);
-        assert_eq!(t.on_tick(t0 + Duration::from_secs(9)), TriggerAction::Nothing);
+        assert_eq!(
+            t.on_tick(t0 + Duration::from_secs(9)),
+            TriggerAction::Nothing
+        );
         assert_eq!(t.detection_messages(), 4);
-        assert_eq!(t.last_detection(t0 + Duration::from_secs(1)).map(|d| d.1), Some("person"));
+        assert_eq!(
+            t.last_detection(t0 + Duration::from_secs(1)).map(|d| d.1),
+            Some("person")
+        );
     }
 
     #[test]
@@ -147,7 +162,10 @@ mod tests {
             min_score: 0.0,
             timeout: Duration::from_secs(1),
         });
-        assert_eq!(t.on_detections(&[person(1.0)], Instant::now()), TriggerAction::Nothing);
+        assert_eq!(
+            t.on_detections(&[person(1.0)], Instant::now()),
+            TriggerAction::Nothing
+        );
         assert_eq!(t.detection_messages(), 1);
     }
 }

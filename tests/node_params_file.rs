@@ -25,10 +25,24 @@ fn yaml_parameters_are_applied_and_stats_reach_an_rclpy_subscriber() {
 
     let listener = PyProcess::start(
         "subscriber.py",
-        &["--topic", "/spot_ptz_stream/stats", "--type", "diagnostic_status", "--count", "5", "--timeout", "30", "--reliability", "reliable"],
+        &[
+            "--topic",
+            "/spot_ptz_stream/stats",
+            "--type",
+            "diagnostic_status",
+            "--count",
+            "5",
+            "--timeout",
+            "30",
+            "--reliability",
+            "reliable",
+        ],
         domain,
     );
-    assert!(listener.next_json(Duration::from_secs(30)).is_some(), "subscriber did not start");
+    assert!(
+        listener.next_json(Duration::from_secs(30)).is_some(),
+        "subscriber did not start"
+    );
     let mut statuses = Vec::new();
     while let Some(status) = listener.next_json(Duration::from_secs(30)) {
         statuses.push(status);
@@ -36,11 +50,19 @@ fn yaml_parameters_are_applied_and_stats_reach_an_rclpy_subscriber() {
             break;
         }
     }
-    assert_eq!(statuses.len(), 5, "received {statuses:?}\nnode log:\n{}", node.log());
+    assert_eq!(
+        statuses.len(),
+        5,
+        "received {statuses:?}\nnode log:\n{}",
+        node.log()
+    );
     for status in &statuses {
         assert_eq!(status["values"]["state"], "stopped", "{status}");
         assert_eq!(status["level"], 0, "{status}");
-        assert!(status["name"].as_str().unwrap().contains("spot_ptz_stream"), "{status}");
+        assert!(
+            status["name"].as_str().unwrap().contains("spot_ptz_stream"),
+            "{status}"
+        );
     }
     assert_eq!(listener.wait(), Some(0));
 }
@@ -48,15 +70,35 @@ fn yaml_parameters_are_applied_and_stats_reach_an_rclpy_subscriber() {
 #[test]
 fn the_shipped_yaml_file_is_valid() {
     let domain = unique_domain_id();
-    let node = NodeLaunch::new(domain, None).param("autostart", "false").start();
+    let node = NodeLaunch::new(domain, None)
+        .param("autostart", "false")
+        .start();
     let listener = PyProcess::start(
         "subscriber.py",
-        &["--topic", "/diagnostics", "--type", "diagnostic_array", "--count", "1", "--timeout", "30", "--reliability", "reliable"],
+        &[
+            "--topic",
+            "/diagnostics",
+            "--type",
+            "diagnostic_array",
+            "--count",
+            "1",
+            "--timeout",
+            "30",
+            "--reliability",
+            "reliable",
+        ],
         domain,
     );
     listener.next_json(Duration::from_secs(30));
     let array = listener.next_json(Duration::from_secs(30));
-    assert!(array.is_some(), "no /diagnostics message; node log:\n{}", node.log());
+    assert!(
+        array.is_some(),
+        "no /diagnostics message; node log:\n{}",
+        node.log()
+    );
     let array = array.unwrap();
-    assert_eq!(array["statuses"][0]["values"]["state"], "stopped", "{array}");
+    assert_eq!(
+        array["statuses"][0]["values"]["state"], "stopped",
+        "{array}"
+    );
 }

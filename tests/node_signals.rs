@@ -12,11 +12,25 @@ use common::{Sim, send_signal, wait_with_timeout};
 fn wait_for_stats(domain: u32) {
     let listener = PyProcess::start(
         "subscriber.py",
-        &["--topic", "/spot_ptz_stream/stats", "--type", "diagnostic_status", "--count", "1", "--timeout", "30", "--reliability", "reliable"],
+        &[
+            "--topic",
+            "/spot_ptz_stream/stats",
+            "--type",
+            "diagnostic_status",
+            "--count",
+            "1",
+            "--timeout",
+            "30",
+            "--reliability",
+            "reliable",
+        ],
         domain,
     );
     listener.next_json(Duration::from_secs(30));
-    assert!(listener.next_json(Duration::from_secs(30)).is_some(), "node never published ~/stats");
+    assert!(
+        listener.next_json(Duration::from_secs(30)).is_some(),
+        "node never published ~/stats"
+    );
 }
 
 fn exits_cleanly_on(signal: &str, streaming: bool) {
@@ -28,9 +42,23 @@ fn exits_cleanly_on(signal: &str, streaming: bool) {
     send_signal(&node.child, signal);
     let status = wait_with_timeout(&mut node.child, Duration::from_secs(5));
     let elapsed = sent.elapsed();
-    let status = status.unwrap_or_else(|| panic!("node still running 5 s after SIG{signal}; log:\n{}", node.log()));
-    assert_eq!(status.code(), Some(0), "exit status {status:?}; log:\n{}", node.log());
-    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?} to exit after SIG{signal}; log:\n{}", node.log());
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "node still running 5 s after SIG{signal}; log:\n{}",
+            node.log()
+        )
+    });
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status:?}; log:\n{}",
+        node.log()
+    );
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "took {elapsed:?} to exit after SIG{signal}; log:\n{}",
+        node.log()
+    );
 }
 
 #[test]

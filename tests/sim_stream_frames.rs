@@ -15,7 +15,10 @@ async fn frames_decode_in_order_with_frame_numbers() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sim = Sim::start(&["--width", "640", "--height", "360", "--fps", "30"]);
     let shutdown = CancellationToken::new();
-    let (handle, task) = stream::spawn(sim.stream_config(), true, shutdown.clone()).expect("spawn");
+    let mut config = sim.stream_config();
+    // Re-mint often enough to see it happen during the test.
+    config.token_refresh_interval = Duration::from_secs(1);
+    let (handle, task) = stream::spawn(config, true, shutdown.clone()).expect("spawn");
     let frames = handle.frames();
 
     let mut numbers = Vec::new();
@@ -31,13 +34,35 @@ async fn frames_decode_in_order_with_frame_numbers() {
     };
     tokio::time::timeout(Duration::from_secs(30), collect)
         .await
-        .unwrap_or_else(|_| panic!("no 90 tagged frames in 30 s: status {:?}\nsim log:\n{}", handle.status(), sim.log()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "no 90 tagged frames in 30 s: status {:?}\nsim log:\n{}",
+                handle.status(),
+                sim.log()
+            )
+        });
 
-    assert!(numbers.windows(2).all(|w| w[1] > w[0]), "frame numbers out of order: {numbers:?}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] > w[0]),
+        "frame numbers out of order: {numbers:?}"
+    );
     let span = numbers.last().unwrap() - numbers.first().unwrap() + 1;
     let lost = span as usize - numbers.len();
     // The consumer pops as fast as frames come; allow a couple dropped by the queue.
-    assert!(lost * 100 <= span as usize * 3, "lost {lost} of {span}: {numbers:?}");
+    assert!(
+        lost * 100 <= span as usize * 3,
+        "lost {lost} of {span}: {numbers:?}"
+    );
+
+    assert!(
+        sim.log().contains("token re-minted"),
+        "the token was never re-minted"
+    );
+    assert_eq!(
+        handle.stats().snapshot().reconnects,
+        0,
+        "a re-mint must not interrupt the stream"
+    );
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(2), task)

@@ -87,13 +87,20 @@ fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
 impl Args {
     fn into_config(self) -> anyhow::Result<SimConfig> {
         if self.width < 64 || self.height < 64 || self.width > 4096 || self.height > 2304 {
-            bail!("--width/--height must be between 64x64 and 4096x2304, got {}x{}", self.width, self.height);
+            bail!(
+                "--width/--height must be between 64x64 and 4096x2304, got {}x{}",
+                self.width,
+                self.height
+            );
         }
         if !(1..=120).contains(&self.fps) {
             bail!("--fps must be between 1 and 120, got {}", self.fps);
         }
         if !(0.0..=100.0).contains(&self.loss_percent) {
-            bail!("--loss-percent must be between 0 and 100, got {}", self.loss_percent);
+            bail!(
+                "--loss-percent must be between 0 and 100, got {}",
+                self.loss_percent
+            );
         }
         if self.idr_interval_frames < 0 {
             bail!("--idr-interval must be 0 (only on request) or a positive number of frames");
@@ -113,7 +120,10 @@ impl Args {
             idr_interval_frames: self.idr_interval_frames,
             frame_log: self.frame_log,
             loss_percent: self.loss_percent,
-            drop_after: self.drop_after_secs.map(|s| seconds("drop-after-secs", s)).transpose()?,
+            drop_after: self
+                .drop_after_secs
+                .map(|s| seconds("drop-after-secs", s))
+                .transpose()?,
             refuse_signalling_for: self
                 .refuse_signalling_secs
                 .map(|s| seconds("refuse-signalling-secs", s))

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
 
 /// A `tracing` layer that logs every event through r2r under one logger name.
 pub struct RosLogLayer {

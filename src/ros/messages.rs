@@ -19,7 +19,9 @@ pub fn stamp_for(arrival: Instant, ros_now: Duration) -> Time {
 
 /// The wall clock as a ROS time (for diagnostics).
 pub fn wall_time() -> Time {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     r2r::Clock::to_builtin_time(&since_epoch)
 }
 

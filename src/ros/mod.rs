@@ -111,7 +111,10 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
         .map(|p| read_pem("camera_ca_path", p))
         .transpose()?;
     let bind = SocketAddr::new(
-        params.udp_bind_address.parse().unwrap_or([0, 0, 0, 0].into()),
+        params
+            .udp_bind_address
+            .parse()
+            .unwrap_or([0, 0, 0, 0].into()),
         0,
     );
     Ok(StreamConfig {
@@ -175,7 +178,10 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let mut node = r2r::Node::create(ctx, NODE_NAME, "").map_err(ros("creating the node"))?;
     let params = NodeParams::read(&read_params(&node), std::env::var("SPOT_IP").ok())?;
     let credentials = Credentials::from_env()?;
-    tracing::info!(?params, "effective configuration (credentials from BOSDYN_CLIENT_USERNAME/BOSDYN_CLIENT_PASSWORD)");
+    tracing::info!(
+        ?params,
+        "effective configuration (credentials from BOSDYN_CLIENT_USERNAME/BOSDYN_CLIENT_PASSWORD)"
+    );
     let calibration: Option<Calibration> = params
         .camera_info_url
         .as_deref()
@@ -193,10 +199,16 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         .create_publisher::<r2r::sensor_msgs::msg::CameraInfo>("camera_info", qos)
         .map_err(ros("creating the camera_info publisher"))?;
     let stats_pub = node
-        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticStatus>("~/stats", QosProfile::default())
+        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticStatus>(
+            "~/stats",
+            QosProfile::default(),
+        )
         .map_err(ros("creating the ~/stats publisher"))?;
     let diagnostics_pub = node
-        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticArray>("/diagnostics", QosProfile::default())
+        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticArray>(
+            "/diagnostics",
+            QosProfile::default(),
+        )
         .map_err(ros("creating the /diagnostics publisher"))?;
     let start_srv = node
         .create_service::<Trigger::Service>("~/start_stream", QosProfile::services_default())
@@ -205,7 +217,10 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         .create_service::<Trigger::Service>("~/stop_stream", QosProfile::services_default())
         .map_err(ros("creating ~/stop_stream"))?;
     let detections = node
-        .subscribe::<r2r::vision_msgs::msg::Detection2DArray>("detections", QosProfile::sensor_data())
+        .subscribe::<r2r::vision_msgs::msg::Detection2DArray>(
+            "detections",
+            QosProfile::sensor_data(),
+        )
         .map_err(ros("subscribing to detections"))?;
     let full_name = node
         .fully_qualified_name()
@@ -240,8 +255,19 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         params.frame_id.clone(),
         calibration,
     ));
-    let services = tokio::spawn(serve_services(handle.clone(), trigger.clone(), start_srv, stop_srv, shutdown.clone()));
-    let detections_task = tokio::spawn(follow_detections(handle.clone(), trigger.clone(), detections, shutdown.clone()));
+    let services = tokio::spawn(serve_services(
+        handle.clone(),
+        trigger.clone(),
+        start_srv,
+        stop_srv,
+        shutdown.clone(),
+    ));
+    let detections_task = tokio::spawn(follow_detections(
+        handle.clone(),
+        trigger.clone(),
+        detections,
+        shutdown.clone(),
+    ));
     let reporter = tokio::spawn(report(
         handle.clone(),
         trigger,
@@ -386,7 +412,9 @@ async fn follow_detections(
             }
             TriggerAction::Start => {}
             TriggerAction::Stop => {
-                tracing::info!("no matching detection within trigger_timeout_secs: stopping the stream");
+                tracing::info!(
+                    "no matching detection within trigger_timeout_secs: stopping the stream"
+                );
                 handle.stop();
             }
             TriggerAction::Nothing => {}
@@ -422,7 +450,9 @@ async fn report(
             let t = trigger.lock().unwrap_or_else(|p| p.into_inner());
             DetectionSummary {
                 messages: t.detection_messages(),
-                last: t.last_detection(now).map(|(age, class)| (age, class.to_string())),
+                last: t
+                    .last_detection(now)
+                    .map(|(age, class)| (age, class.to_string())),
                 auto_trigger,
             }
         };

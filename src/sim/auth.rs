@@ -173,6 +173,7 @@ impl AuthStore {
             }
         };
         let fresh = self.mint(&mut inner, &username, now);
+        tracing::debug!(username, "token re-minted");
         AuthOutcome::Token(fresh)
     }
 

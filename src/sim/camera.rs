@@ -9,18 +9,18 @@
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
     RateControlMode,
 };
 use openh264::formats::YUVSlices;
-use openh264::OpenH264API;
 use tokio::sync::broadcast;
 
 use crate::depacketizer::nal_type;
@@ -96,9 +96,11 @@ pub fn start(
                 source,
             })?;
             let mut log = BufWriter::new(file);
-            writeln!(log, "frame_number,send_time_unix_ns").map_err(|source| CameraError::FrameLog {
-                path: path.clone(),
-                source,
+            writeln!(log, "frame_number,send_time_unix_ns").map_err(|source| {
+                CameraError::FrameLog {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             Some(log)
         }
@@ -144,7 +146,10 @@ fn new_encoder(settings: &StreamSettings, fps: u32) -> Option<Encoder> {
 /// Splits an Annex-B buffer into NAL units (without start codes).
 fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     openh264::nal_units(data).map(|nal| {
-        let start = nal.iter().position(|&b| b != 0).map_or(nal.len(), |i| i + 1);
+        let start = nal
+            .iter()
+            .position(|&b| b != 0)
+            .map_or(nal.len(), |i| i + 1);
         &nal[start.min(nal.len())..]
     })
 }
@@ -260,7 +265,8 @@ fn run(
         } else if config.repeat_parameter_sets
             && let Some(sets) = &parameter_sets
         {
-            let mut with_sets = Vec::with_capacity(data.len() + sets.sps.len() + sets.pps.len() + 8);
+            let mut with_sets =
+                Vec::with_capacity(data.len() + sets.sps.len() + sets.pps.len() + 8);
             for nal in [&sets.sps, &sets.pps] {
                 with_sets.extend_from_slice(&[0, 0, 0, 1]);
                 with_sets.extend_from_slice(nal);
@@ -269,11 +275,11 @@ fn run(
             data = with_sets;
         }
 
-        let rtp_timestamp = rtp_base.wrapping_add(
-            (capture.duration_since(started).as_micros() * 9 / 100) as u32,
-        );
+        let rtp_timestamp =
+            rtp_base.wrapping_add((capture.duration_since(started).as_micros() * 9 / 100) as u32);
         if let Some(log) = frame_log.as_mut()
-            && let Err(error) = writeln!(log, "{frame_number},{capture_unix_ns}").and_then(|()| log.flush())
+            && let Err(error) =
+                writeln!(log, "{frame_number},{capture_unix_ns}").and_then(|()| log.flush())
         {
             tracing::error!(%error, "could not write the frame log; it stops here");
             frame_log = None;

@@ -14,6 +14,6 @@ pub mod robot_services;
 pub mod scene;
 pub mod session;
 pub mod signalling_server;
+pub mod simulator;
 pub mod state;
 pub mod tls;
-pub mod simulator;

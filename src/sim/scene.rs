@@ -52,9 +52,9 @@ impl I420Frame {
 
 /// A small stable hash of the screen name, for its tint.
 fn screen_tint(screen: &str) -> (u8, u8) {
-    let hash = screen
-        .bytes()
-        .fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+    let hash = screen.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
     let [a, b, _, _] = hash.to_le_bytes();
     (112 + a % 32, 112 + b % 32)
 }
@@ -84,7 +84,8 @@ pub fn render(
         let world_y = (origin_y + step * row_index as i64) >> 16;
         let tile_row = (world_y >> TILE_SHIFT) & 1;
         let shade_y = world_y & 31;
-        let in_block_rows = (row_index as i64) >= block_y && (row_index as i64) < block_y + i64::from(block_side);
+        let in_block_rows =
+            (row_index as i64) >= block_y && (row_index as i64) < block_y + i64::from(block_side);
         let mut world_x_fixed = origin_x;
         for (x, px) in row.iter_mut().enumerate() {
             let world_x = world_x_fixed >> 16;
@@ -107,7 +108,8 @@ pub fn render(
     frame_tag::draw_luma(y_plane, width as usize, width, height, frame_number);
     // Neutral chroma under the tag, so it reads back as pure black and white.
     let tag_rows = (frame_tag::block_px(width) / 2) as usize;
-    let tag_cols = (frame_tag::block_px(width) as usize * frame_tag::BLOCKS / 2).min(width as usize / 2);
+    let tag_cols =
+        (frame_tag::block_px(width) as usize * frame_tag::BLOCKS / 2).min(width as usize / 2);
     for plane in [u_plane, v_plane] {
         for row in plane.chunks_exact_mut(width as usize / 2).take(tag_rows) {
             row[..tag_cols].fill(128);
@@ -142,7 +144,11 @@ mod tests {
         let (ya, _, _) = a.planes();
         let (yb, _, _) = b.planes();
         let row = 300 * 640;
-        assert_ne!(ya[row..row + 640], yb[row..row + 640], "pan must move the view");
+        assert_ne!(
+            ya[row..row + 640],
+            yb[row..row + 640],
+            "pan must move the view"
+        );
         // The tag reads back through a plain grey → BGR mapping.
         let bgr: Vec<u8> = ya.iter().flat_map(|&y| [y, y, y]).collect();
         assert_eq!(frame_tag::read_bgr8(&bgr, 640 * 3, 640, 360), Some(42));

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use axum::Router;
 use base64::Engine as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -110,10 +110,14 @@ impl Shared {
 
 async fn get_offer(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> (StatusCode, String) {
     if shared.refusing() {
+        tracing::debug!("signalling refused (503, --refuse-signalling-secs)");
         return (StatusCode::SERVICE_UNAVAILABLE, "camera busy".to_string());
     }
     if !shared.authorised(&headers) {
-        return (StatusCode::UNAUTHORIZED, "missing or invalid bearer token".to_string());
+        return (
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid bearer token".to_string(),
+        );
     }
     shared.expire_pending();
     let (peer, offer_sdp) = match OffererPeer::create(&shared.config.offerer).await {
@@ -149,26 +153,39 @@ async fn post_answer(
     body: Bytes,
 ) -> (StatusCode, String) {
     if shared.refusing() {
+        tracing::debug!("signalling refused (503, --refuse-signalling-secs)");
         return (StatusCode::SERVICE_UNAVAILABLE, "camera busy".to_string());
     }
     if !shared.authorised(&headers) {
-        return (StatusCode::UNAUTHORIZED, "missing or invalid bearer token".to_string());
+        return (
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid bearer token".to_string(),
+        );
     }
     let Ok(answer) = serde_json::from_slice::<AnswerBody>(&body) else {
-        return (StatusCode::BAD_REQUEST, "body must be JSON {\"id\", \"sdp\"}".to_string());
+        return (
+            StatusCode::BAD_REQUEST,
+            "body must be JSON {\"id\", \"sdp\"}".to_string(),
+        );
     };
     let id = match &answer.id {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
     let Ok(sdp_bytes) = base64::engine::general_purpose::STANDARD.decode(answer.sdp.trim()) else {
-        return (StatusCode::BAD_REQUEST, "sdp is not valid base64".to_string());
+        return (
+            StatusCode::BAD_REQUEST,
+            "sdp is not valid base64".to_string(),
+        );
     };
     let Ok(answer_sdp) = String::from_utf8(sdp_bytes) else {
         return (StatusCode::BAD_REQUEST, "sdp is not UTF-8".to_string());
     };
     if !answer_sdp.starts_with("v=0") {
-        return (StatusCode::BAD_REQUEST, "sdp is not an SDP document".to_string());
+        return (
+            StatusCode::BAD_REQUEST,
+            "sdp is not an SDP document".to_string(),
+        );
     }
     let Some(pending) = shared
         .pending
@@ -176,7 +193,10 @@ async fn post_answer(
         .unwrap_or_else(|p| p.into_inner())
         .remove(&id)
     else {
-        return (StatusCode::NOT_FOUND, format!("no pending offer with id {id}"));
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no pending offer with id {id}"),
+        );
     };
     if let Err(error) = pending.peer.set_answer(&answer_sdp).await {
         tracing::warn!(%error, %id, "rejected an answer");
@@ -225,7 +245,8 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let connection_shutdown = shutdown.clone();
         tokio::spawn(with_deadline(connection_shutdown, async move {
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(%error, %remote, "signalling TLS handshake failed");

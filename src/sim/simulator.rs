@@ -12,11 +12,11 @@ use crate::shutdown::CancellationToken;
 use crate::sim::auth::AuthStore;
 use crate::sim::camera::{self, CameraConfig};
 use crate::sim::offerer::OffererConfig;
+use crate::sim::robot_services;
 use crate::sim::session::SessionFaults;
 use crate::sim::signalling_server::{self, SignallingConfig};
 use crate::sim::state::{SimState, SimStateConfig};
 use crate::sim::tls::SimCertificates;
-use crate::sim::robot_services;
 
 /// Everything the simulator is configured with (the binary's flags).
 #[derive(Clone, Debug)]

@@ -114,8 +114,16 @@ impl PtzMotion {
             from + travelled.copysign(distance)
         };
         PtzPose {
-            pan_deg: step(self.from.pan_deg, self.target.pan_deg, PAN_SPEED_DEG_PER_SEC),
-            tilt_deg: step(self.from.tilt_deg, self.target.tilt_deg, TILT_SPEED_DEG_PER_SEC),
+            pan_deg: step(
+                self.from.pan_deg,
+                self.target.pan_deg,
+                PAN_SPEED_DEG_PER_SEC,
+            ),
+            tilt_deg: step(
+                self.from.tilt_deg,
+                self.target.tilt_deg,
+                TILT_SPEED_DEG_PER_SEC,
+            ),
             zoom: step(self.from.zoom, self.target.zoom, ZOOM_SPEED_PER_SEC),
         }
     }
@@ -255,7 +263,11 @@ impl SimState {
     pub fn ptz_list(&self) -> Vec<PtzSpec> {
         match self.ptz.lock() {
             Ok(heads) => heads.iter().map(|m| m.spec.clone()).collect(),
-            Err(poisoned) => poisoned.into_inner().iter().map(|m| m.spec.clone()).collect(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .iter()
+                .map(|m| m.spec.clone())
+                .collect(),
         }
     }
 
@@ -287,7 +299,10 @@ impl SimState {
         let head = heads.iter_mut().find(|m| m.spec.name == name)?;
         let current = head.pose_at(now);
         let target = PtzPose {
-            pan_deg: clamp_to(pan_deg.unwrap_or(head.target.pan_deg), head.spec.pan_limits_deg),
+            pan_deg: clamp_to(
+                pan_deg.unwrap_or(head.target.pan_deg),
+                head.spec.pan_limits_deg,
+            ),
             tilt_deg: clamp_to(
                 tilt_deg.unwrap_or(head.target.tilt_deg),
                 head.spec.tilt_limits_deg,
@@ -320,7 +335,9 @@ mod tests {
     #[test]
     fn ptz_moves_at_finite_speed_and_clamps() {
         let s = state(false);
-        let target = s.set_ptz_target("mech", Some(400.0), Some(-50.0), None).unwrap();
+        let target = s
+            .set_ptz_target("mech", Some(400.0), Some(-50.0), None)
+            .unwrap();
         assert_eq!(target.pan_deg, 360.0);
         assert_eq!(target.tilt_deg, -30.0);
         let now = Instant::now();
@@ -329,7 +346,10 @@ mod tests {
         let later = s
             .ptz_position_at("mech", now + Duration::from_secs(1))
             .unwrap();
-        assert!((later.pan_deg - PAN_SPEED_DEG_PER_SEC).abs() < 2.0, "{later:?}");
+        assert!(
+            (later.pan_deg - PAN_SPEED_DEG_PER_SEC).abs() < 2.0,
+            "{later:?}"
+        );
         let done = s
             .ptz_position_at("mech", now + Duration::from_secs(10))
             .unwrap();

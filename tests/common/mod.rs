@@ -47,11 +47,18 @@ impl Sim {
             .expect("spawn spot_cam_sim");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read ready line");
         let fields: std::collections::HashMap<&str, &str> = line
             .trim()
             .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                )
+            })
             .split(' ')
             .filter_map(|kv| kv.split_once('='))
             .collect();

@@ -173,3 +173,72 @@ impl Drop for PyProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Follows the node's `~/stats` through an rclpy subscriber.
+pub struct StatsWatcher {
+    process: PyProcess,
+    pub last: Option<serde_json::Value>,
+}
+
+impl StatsWatcher {
+    pub fn start(domain_id: u32) -> StatsWatcher {
+        let process = PyProcess::start(
+            "subscriber.py",
+            &[
+                "--topic",
+                "/spot_ptz_stream/stats",
+                "--type",
+                "diagnostic_status",
+                "--count",
+                "100000",
+                "--timeout",
+                "300",
+                "--reliability",
+                "reliable",
+            ],
+            domain_id,
+        );
+        process.next_json(Duration::from_secs(30));
+        StatsWatcher {
+            process,
+            last: None,
+        }
+    }
+
+    /// Waits until a status satisfies `accept`; returns it, or None after `timeout`.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        accept: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let status = self.process.next_json(left)?;
+            self.last = Some(status.clone());
+            if accept(&status) {
+                return Some(status);
+            }
+        }
+        None
+    }
+
+    /// Waits for a given `state` value.
+    pub fn wait_for_state(&mut self, state: &str, timeout: Duration) -> Option<serde_json::Value> {
+        self.wait_for(timeout, |s| s["values"]["state"] == state)
+    }
+}
+
+/// A counter from a status (values are strings).
+pub fn counter(status: &serde_json::Value, key: &str) -> u64 {
+    status["values"][key]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {key} in {status}"))
+}
+
+/// Calls `~/start_stream` or `~/stop_stream` with rclpy; returns the response JSON.
+pub fn call_trigger(service: &str, domain_id: u32) -> serde_json::Value {
+    let call = PyProcess::start("call_trigger.py", &["--service", service], domain_id);
+    call.next_json(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no answer from {service}"))
+}

@@ -21,6 +21,10 @@ def main():
     node = Node("test_detection_publisher")
     publisher = node.create_publisher(Detection2DArray, args.topic,
                                       QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    # Wait (at most 20 s) until the node's subscription is matched, so none is lost to discovery.
+    matched_by = time.monotonic() + 20.0
+    while publisher.get_subscription_count() == 0 and time.monotonic() < matched_by:
+        rclpy.spin_once(node, timeout_sec=0.05)
     end = time.monotonic() + args.duration_secs
     sent = 0
     while time.monotonic() < end:

@@ -1,0 +1,64 @@
+//! 5 % RTP packet loss: the stream continues, damaged frames are dropped, keyframes are
+//! requested (RTCP PLI) and received.
+#![cfg(feature = "ros")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::Sim;
+use common::node::{NodeLaunch, PyProcess, StatsWatcher, counter, unique_domain_id};
+
+#[test]
+fn the_stream_continues_through_five_percent_loss() {
+    let domain = unique_domain_id();
+    let sim = Sim::start(&["--width", "640", "--height", "360", "--loss-percent", "5"]);
+    let node = NodeLaunch::new(domain, Some(&sim)).start();
+    let images = PyProcess::start(
+        "subscriber.py",
+        &[
+            "--topic",
+            "image_raw",
+            "--type",
+            "image",
+            "--count",
+            "60",
+            "--timeout",
+            "90",
+            "--reliability",
+            "reliable",
+        ],
+        domain,
+    );
+    let mut stats = StatsWatcher::start(domain);
+    images.next_json(Duration::from_secs(30));
+    let mut numbers = Vec::new();
+    for _ in 0..60 {
+        let image = images
+            .next_json(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("the stream stopped under loss; node log:\n{}", node.log()));
+        if let Some(n) = image["frame_number"].as_u64() {
+            numbers.push(n);
+        }
+    }
+    assert!(
+        numbers.len() >= 50,
+        "only {} of 60 frames had a readable tag",
+        numbers.len()
+    );
+    assert!(
+        numbers.windows(2).all(|w| w[1] > w[0]),
+        "out of order: {numbers:?}"
+    );
+    let status = stats
+        .wait_for(Duration::from_secs(10), |s| {
+            counter(s, "rtp_packets_lost") > 0 && counter(s, "keyframe_requests") > 1
+        })
+        .unwrap_or_else(|| panic!("loss not seen or no PLI sent; last {:?}", stats.last));
+    assert!(counter(&status, "frames_incomplete") > 0, "{status}");
+    assert_eq!(status["values"]["state"], "streaming", "{status}");
+    assert!(
+        sim.log().matches("keyframe requested").count() > 1,
+        "the simulator saw no PLIs"
+    );
+}

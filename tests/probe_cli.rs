@@ -1,0 +1,66 @@
+//! `ptz_stream_probe` against the simulator: statistics lines and a summary with frames, exit
+//! 0; a wrong password exits non-zero with a one-line reason.
+
+mod common;
+
+use std::process::Command;
+
+use common::{PASSWORD, Sim, USERNAME};
+
+fn probe(sim: &Sim, password: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ptz_stream_probe"))
+        .arg("127.0.0.1")
+        .args(["--grpc-port", &sim.grpc_addr.port().to_string()])
+        .args(["--sdp-port", &sim.sdp_addr.port().to_string()])
+        .arg("--robot-ca")
+        .arg(&sim.ca_path)
+        .arg("--camera-ca")
+        .arg(&sim.ca_path)
+        .args(["--udp-bind-address", "127.0.0.1"])
+        .args(extra)
+        .env("BOSDYN_CLIENT_USERNAME", USERNAME)
+        .env("BOSDYN_CLIENT_PASSWORD", password)
+        .output()
+        .expect("run ptz_stream_probe")
+}
+
+#[test]
+fn a_short_run_reports_frames_and_succeeds() {
+    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let output = probe(&sim, PASSWORD, &["--duration", "3"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("state=")).count() >= 2,
+        "{stdout}"
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("summary:"))
+        .expect("summary line");
+    let frames: u64 = summary
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("frame count");
+    assert!(frames > 30, "{summary}");
+    assert!(summary.ends_with("640x360"), "{summary}");
+}
+
+#[test]
+fn a_wrong_password_fails_with_a_clear_reason() {
+    let sim = Sim::start(&["--width", "320", "--height", "240"]);
+    let output = probe(&sim, "wrong", &["--duration", "20"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let reason = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    assert!(reason.contains("BOSDYN_CLIENT_PASSWORD"), "{reason}");
+}
