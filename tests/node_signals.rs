@@ -80,3 +80,30 @@ fn sigint_while_streaming() {
 fn sigterm_while_streaming() {
     exits_cleanly_on("TERM", true);
 }
+
+#[test]
+fn sigterm_in_the_middle_of_a_negotiation() {
+    let domain = unique_domain_id();
+    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let mut node = NodeLaunch::new(domain, Some(&sim)).start();
+    // Signal as soon as the node starts WebRTC signalling, before it is connected.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node.log().contains("state=signalling") {
+        assert!(
+            Instant::now() < deadline,
+            "never reached signalling; log:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let sent = Instant::now();
+    send_signal(&node.child, "TERM");
+    let status = wait_with_timeout(&mut node.child, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("node still running 5 s after SIGTERM; log:\n{}", node.log()));
+    assert_eq!(status.code(), Some(0), "log:\n{}", node.log());
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        sent.elapsed()
+    );
+}

@@ -70,3 +70,41 @@ async fn frames_decode_in_order_with_frame_numbers() {
         .expect("stream task did not end within 2 s after shutdown")
         .expect("stream task panicked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_stream_at_once_each_with_its_own_peer_connection() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(&["--width", "320", "--height", "240", "--fps", "30"]);
+    let shutdown = CancellationToken::new();
+    let (first, first_task) =
+        stream::spawn(sim.stream_config(), true, shutdown.clone()).expect("spawn");
+    let (second, second_task) =
+        stream::spawn(sim.stream_config(), true, shutdown.clone()).expect("spawn");
+    let both = async {
+        for handle in [&first, &second] {
+            let frames = handle.frames();
+            let mut tagged = 0;
+            while tagged < 30 {
+                let frame = frames.pop().await.expect("stream ended early");
+                if frame_tag::read_bgr8(&frame.bgr, 320 * 3, 320, 240).is_some() {
+                    tagged += 1;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), both)
+        .await
+        .unwrap_or_else(|_| panic!("both clients did not get frames; sim log:\n{}", sim.log()));
+    assert!(
+        sim.log().matches("peer connected; streaming").count() >= 2,
+        "{}",
+        sim.log()
+    );
+    shutdown.cancel();
+    for task in [first_task, second_task] {
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("ends")
+            .expect("no panic");
+    }
+}
