@@ -75,6 +75,25 @@ struct OfferBody {
     sdp: String,
 }
 
+/// Parses the body of the camera's `GET` answer: `{"id": ..., "sdp": "<base64 SDP>"}`.
+/// Untrusted input (fuzz target `offer`): never panics.
+pub fn parse_offer(url: &str, body: &str) -> Result<Offer, SignallingError> {
+    let bad = |reason: String| SignallingError::BadOffer {
+        url: url.to_string(),
+        reason,
+    };
+    let offer: OfferBody = serde_json::from_str(body)
+        .map_err(|e| bad(format!("not JSON with \"id\" and \"sdp\": {e}")))?;
+    let sdp_bytes = base64::engine::general_purpose::STANDARD
+        .decode(offer.sdp.trim())
+        .map_err(|e| bad(format!("sdp is not base64: {e}")))?;
+    let sdp = String::from_utf8(sdp_bytes).map_err(|_| bad("sdp is not UTF-8".to_string()))?;
+    if !sdp.starts_with("v=0") {
+        return Err(bad("sdp does not start with v=0".to_string()));
+    }
+    Ok(Offer { id: offer.id, sdp })
+}
+
 /// Talks to one camera's signalling endpoint.
 #[derive(Clone)]
 pub struct SignallingClient {
@@ -174,20 +193,7 @@ impl SignallingClient {
                 source,
             })?;
         self.check_status("GET", status, &body)?;
-        let bad = |reason: String| SignallingError::BadOffer {
-            url: self.url.clone(),
-            reason,
-        };
-        let offer: OfferBody = serde_json::from_str(&body)
-            .map_err(|e| bad(format!("not JSON with \"id\" and \"sdp\": {e}")))?;
-        let sdp_bytes = base64::engine::general_purpose::STANDARD
-            .decode(offer.sdp.trim())
-            .map_err(|e| bad(format!("sdp is not base64: {e}")))?;
-        let sdp = String::from_utf8(sdp_bytes).map_err(|_| bad("sdp is not UTF-8".to_string()))?;
-        if !sdp.starts_with("v=0") {
-            return Err(bad("sdp does not start with v=0".to_string()));
-        }
-        Ok(Offer { id: offer.id, sdp })
+        parse_offer(&self.url, &body)
     }
 
     /// Sends the complete (non-trickle) answer for the offer `id`.
@@ -221,6 +227,24 @@ impl SignallingClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offers() {
+        let ok = parse_offer("u", r#"{"id": 7, "sdp": "dj0wDQpvPS0="}"#).unwrap();
+        assert_eq!(ok.id, serde_json::json!(7));
+        assert!(ok.sdp.starts_with("v=0"));
+        for bad in [
+            "",
+            "{}",
+            r#"{"id":1,"sdp":"!!"}"#,
+            r#"{"id":1,"sdp":"aGVsbG8="}"#,
+        ] {
+            assert!(
+                matches!(parse_offer("u", bad), Err(SignallingError::BadOffer { .. })),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn urls() {
