@@ -221,6 +221,7 @@ impl Worker {
         };
         if self.output.push(frame) {
             bump(&self.stats.frames_dropped);
+            tracing::debug!("the consumer is behind: dropped the oldest decoded frame");
         }
     }
 }

@@ -79,6 +79,9 @@ pub struct StreamConfig {
     pub decoder: DecoderSettings,
     /// Decoded frames kept for the consumer; older ones are dropped and counted.
     pub queue_depth: usize,
+    /// Optional tap: every access unit handed to the decoder is also pushed here (a copy;
+    /// drop-oldest, never blocks the network path). Used by recorders. The owner closes it.
+    pub access_unit_tap: Option<Arc<DropOldestQueue<AccessUnit>>>,
 }
 
 /// Where the stream is.
@@ -512,6 +515,9 @@ impl StreamTask {
                     };
                     if let Some(au) = depacketizer.push(info, &rtp.packet.payload, rtp.arrival) {
                         bump(&self.stats.frames_received);
+                        if let Some(tap) = &self.config.access_unit_tap {
+                            tap.push(au.clone());
+                        }
                         if access_units.push(au) {
                             bump(&self.stats.frames_dropped);
                         }

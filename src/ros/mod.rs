@@ -162,6 +162,7 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
             resync_wait: params.keyframe_wait,
         },
         queue_depth: params.queue_depth,
+        access_unit_tap: None,
     })
 }
 

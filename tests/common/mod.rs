@@ -120,6 +120,7 @@ impl Sim {
                 resync_wait: Duration::from_secs(2),
             },
             queue_depth: 8,
+            access_unit_tap: None,
         }
     }
 }

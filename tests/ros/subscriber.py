@@ -69,6 +69,9 @@ def main():
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--reliability", choices=["reliable", "best_effort"], default="best_effort")
+    parser.add_argument("--also-camera-info", metavar="TOPIC",
+                        help="with --type image: also print this topic's camera_info messages, "
+                             "interleaved (\"kind\": \"camera_info\"), from the same process")
     args = parser.parse_args()
 
     if args.type in ("image", "camera_info"):
@@ -88,9 +91,15 @@ def main():
     def on_message(msg):
         nonlocal received
         received += 1
-        print(json.dumps(describe(args.type, msg)), flush=True)
+        print(json.dumps(dict(describe(args.type, msg), kind=args.type)), flush=True)
+
+    def on_camera_info(msg):
+        print(json.dumps(dict(describe("camera_info", msg), kind="camera_info")), flush=True)
 
     node.create_subscription(msg_type, args.topic, on_message, qos)
+    if args.also_camera_info:
+        from sensor_msgs.msg import CameraInfo
+        node.create_subscription(CameraInfo, args.also_camera_info, on_camera_info, qos)
     print(json.dumps({"subscribed": args.topic}), flush=True)
     deadline = time.monotonic() + args.timeout
     while received < args.count and time.monotonic() < deadline:
