@@ -37,7 +37,7 @@ use spot_ptz_stream::webrtc_session::AnswererConfig;
 
 /// Test the Spot CAM WebRTC stream from this computer, without ROS.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Args {
     /// Robot hostname or IP.
     robot_host: String,

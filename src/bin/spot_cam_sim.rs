@@ -15,7 +15,7 @@ use spot_ptz_stream::sim::simulator::{self, SimConfig};
 
 /// A simulated Spot robot and Spot CAM (gRPC/TLS, HTTPS signalling, WebRTC H.264).
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Args {
     /// Address to listen on (gRPC, signalling and WebRTC).
     #[arg(long, default_value = "127.0.0.1")]
