@@ -3,23 +3,10 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{PASSWORD, Sim, USERNAME};
+use common::{PASSWORD, Sim};
 
 fn probe(sim: &Sim, password: &str, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ptz_stream_probe"))
-        .arg("127.0.0.1")
-        .args(["--grpc-port", &sim.grpc_addr.port().to_string()])
-        .args(["--sdp-port", &sim.sdp_addr.port().to_string()])
-        .arg("--robot-ca")
-        .arg(&sim.ca_path)
-        .arg("--camera-ca")
-        .arg(&sim.ca_path)
-        .args(["--udp-bind-address", "127.0.0.1"])
-        .args(extra)
-        .env("BOSDYN_CLIENT_USERNAME", USERNAME)
-        .env("BOSDYN_CLIENT_PASSWORD", password)
+    sim.probe_command(password, extra)
         .output()
         .expect("run ptz_stream_probe")
 }

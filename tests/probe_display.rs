@@ -11,28 +11,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Sim, USERNAME, send_signal, wait_with_timeout};
+use common::{PASSWORD, Sim, send_signal, wait_with_timeout};
 use spot_ptz_stream::frame_tag;
 
 const SCREEN: (usize, usize) = (1280, 720);
 const STREAM: (usize, usize) = (640, 360);
 
 fn probe_command(sim: &Sim, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ptz_stream_probe"));
-    command
-        .arg("127.0.0.1")
-        .args(["--grpc-port", &sim.grpc_addr.port().to_string()])
-        .args(["--sdp-port", &sim.sdp_addr.port().to_string()])
-        .arg("--robot-ca")
-        .arg(&sim.ca_path)
-        .arg("--camera-ca")
-        .arg(&sim.ca_path)
-        .args(["--udp-bind-address", "127.0.0.1"])
-        .args(extra)
-        .env("BOSDYN_CLIENT_USERNAME", USERNAME)
-        .env("BOSDYN_CLIENT_PASSWORD", PASSWORD)
-        .stdin(Stdio::null());
-    command
+    sim.probe_command(PASSWORD, extra)
 }
 
 /// A running Xvfb on a free display number, killed when dropped.

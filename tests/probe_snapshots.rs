@@ -6,25 +6,13 @@ mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{PASSWORD, Sim, USERNAME};
+use common::{PASSWORD, Sim};
 use spot_ptz_stream::frame_tag;
 
 fn probe(sim: &Sim, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptz_stream_probe"))
-        .arg("127.0.0.1")
-        .args(["--grpc-port", &sim.grpc_addr.port().to_string()])
-        .args(["--sdp-port", &sim.sdp_addr.port().to_string()])
-        .arg("--robot-ca")
-        .arg(&sim.ca_path)
-        .arg("--camera-ca")
-        .arg(&sim.ca_path)
-        .args(["--udp-bind-address", "127.0.0.1"])
-        .args(extra)
-        .env("BOSDYN_CLIENT_USERNAME", USERNAME)
-        .env("BOSDYN_CLIENT_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
+    sim.probe_command(PASSWORD, extra)
         .output()
         .expect("run ptz_stream_probe")
 }

@@ -86,6 +86,26 @@ impl Sim {
         wait_with_timeout(&mut self.child, Duration::from_secs(5)).expect("simulator did not exit")
     }
 
+    /// `ptz_stream_probe` pointed at this simulator over loopback, with its CA and credentials
+    /// (the given password).
+    pub fn probe_command(&self, password: &str, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ptz_stream_probe"));
+        command
+            .arg("127.0.0.1")
+            .args(["--grpc-port", &self.grpc_addr.port().to_string()])
+            .args(["--sdp-port", &self.sdp_addr.port().to_string()])
+            .arg("--robot-ca")
+            .arg(&self.ca_path)
+            .arg("--camera-ca")
+            .arg(&self.ca_path)
+            .args(["--udp-bind-address", "127.0.0.1"])
+            .args(extra)
+            .env("BOSDYN_CLIENT_USERNAME", USERNAME)
+            .env("BOSDYN_CLIENT_PASSWORD", password)
+            .stdin(Stdio::null());
+        command
+    }
+
     /// A stream configuration that talks to this simulator over loopback.
     pub fn stream_config(&self) -> StreamConfig {
         StreamConfig {
