@@ -10,7 +10,9 @@
 //! 6. [`frame_queue`] — the bounded, drop-oldest hand-off to whoever publishes.
 //! 7. [`stream`] — the state machine tying it together, with reconnects and statistics ([`stats`]).
 //!
-//! [`sim`] is the simulated robot and camera used by tests, benchmarks and the demo.
+//! [`recorder`] writes the access units to MP4 without re-encoding (the probe's
+//! `--save-video`). [`sim`] is the simulated robot and camera used by tests, benchmarks and
+//! the demo.
 
 pub mod camera_info;
 pub mod decoder;
@@ -20,6 +22,7 @@ pub mod frame_tag;
 pub mod mp4_writer;
 pub mod node_params;
 pub mod proto;
+pub mod recorder;
 pub mod robot;
 #[cfg(feature = "ros")]
 pub mod ros;

@@ -285,7 +285,8 @@ fn an_unwritable_video_path_fails_with_a_clear_reason() {
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(
-        errors[0].contains("cannot create --save-video /nonexistent-dir/x.mp4"),
+        errors[0].contains("--save-video")
+            && errors[0].contains("cannot create /nonexistent-dir/x.mp4"),
         "{}",
         errors[0]
     );

@@ -11,22 +11,18 @@
 //! `--display` shows the stream in a window with a statistics overlay when an X display is
 //! available (headless otherwise); closing the window ends the run like Ctrl+C.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use spot_ptz_stream::decoder::{ColorSpec, DecodedFrame, DecoderSettings};
-use spot_ptz_stream::depacketizer::AccessUnit;
-use spot_ptz_stream::frame_queue::{Closed, DropOldestQueue};
-use spot_ptz_stream::mp4_writer::{Mp4Summary, Mp4Writer, PushOutcome, RtpTimeline};
+use spot_ptz_stream::frame_queue::DropOldestQueue;
+use spot_ptz_stream::recorder::{Recorder, RecordingReport};
 use spot_ptz_stream::robot::{Credentials, RobotConfig, default_client_name};
 use spot_ptz_stream::shutdown;
 use spot_ptz_stream::signalling::SignallingConfig;
@@ -87,14 +83,9 @@ struct Args {
 
 /// Access units waiting for the recorder (about 4 s at 30 fps); older ones are dropped.
 const RECORDER_QUEUE_FRAMES: usize = 128;
-/// Target duration of one MP4 fragment: at most this much is lost when the probe is killed.
-const FRAGMENT_DURATION: Duration = Duration::from_secs(1);
-/// An RTP timestamp step this far from the arrival clock is a discontinuity (reconnect).
-const RTP_DISCONTINUITY: Duration = Duration::from_secs(1);
 /// Shutdown budget after Ctrl+C or the end of the run (the whole stop stays within 2 s).
 const STREAM_STOP_TIMEOUT: Duration = Duration::from_millis(1000);
 const CONSUMER_STOP_TIMEOUT: Duration = Duration::from_millis(400);
-const RECORDER_STOP_TIMEOUT: Duration = Duration::from_millis(400);
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
@@ -193,7 +184,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => {
             let tap = DropOldestQueue::new(RECORDER_QUEUE_FRAMES);
             config.access_unit_tap = Some(tap.clone());
-            Some(Recorder::start(path, tap)?)
+            Some(Recorder::start(path, tap).context("--save-video")?)
         }
         None => None,
     };
@@ -278,7 +269,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let recording = match recorder {
-        Some(recorder) => Some(recorder.finish().await),
+        Some(recorder) => Some(recorder.finish().await.map_err(anyhow::Error::from)),
         None => None,
     };
     if let Some(display) = display {
@@ -416,104 +407,6 @@ async fn consume_frames(
         collect(done, &mut report).await;
     }
     report
-}
-
-/// What the recorder wrote.
-#[derive(Debug)]
-struct RecordingReport {
-    summary: Mp4Summary,
-    skipped_waiting_for_keyframe: u64,
-    dropped_in_queue: u64,
-}
-
-/// Writes the access units of the stream tap to a fragmented MP4 on its own thread.
-struct Recorder {
-    tap: Arc<DropOldestQueue<AccessUnit>>,
-    thread: JoinHandle<anyhow::Result<RecordingReport>>,
-}
-
-impl Recorder {
-    /// Creates the file now (so a bad path fails before connecting) and starts the thread.
-    fn start(path: &Path, tap: Arc<DropOldestQueue<AccessUnit>>) -> anyhow::Result<Self> {
-        let file = File::create(path)
-            .with_context(|| format!("cannot create --save-video {}", path.display()))?;
-        let input = tap.clone();
-        let thread = std::thread::Builder::new()
-            .name("mp4-recorder".to_string())
-            .spawn(move || record(BufWriter::new(file), &input))
-            .context("cannot start the recorder thread")?;
-        Ok(Self { tap, thread })
-    }
-
-    /// The thread ended before it was asked to (a write error).
-    fn has_stopped(&self) -> bool {
-        self.thread.is_finished()
-    }
-
-    /// Closes the tap, lets the thread write what is queued and finish the file.
-    async fn finish(self) -> anyhow::Result<RecordingReport> {
-        self.tap.close();
-        let thread = self.thread;
-        let joined = tokio::time::timeout(
-            RECORDER_STOP_TIMEOUT,
-            tokio::task::spawn_blocking(move || thread.join()),
-        )
-        .await;
-        match joined {
-            Ok(Ok(Ok(result))) => result,
-            Ok(Ok(Err(_))) => bail!("the recorder thread panicked"),
-            Ok(Err(error)) => bail!("the recorder thread could not be joined: {error}"),
-            Err(_) => bail!(
-                "the recorder did not finish within {} ms; the file holds the fragments written so far",
-                RECORDER_STOP_TIMEOUT.as_millis()
-            ),
-        }
-    }
-}
-
-fn record(
-    out: BufWriter<File>,
-    input: &DropOldestQueue<AccessUnit>,
-) -> anyhow::Result<RecordingReport> {
-    let mut writer = Mp4Writer::new(out, FRAGMENT_DURATION);
-    let mut timeline = RtpTimeline::new(RTP_DISCONTINUITY);
-    let mut skipped = 0u64;
-    let mut waiting_logged = false;
-    loop {
-        let au = match input.pop_blocking(Duration::from_millis(200)) {
-            Ok(Some(au)) => au,
-            Ok(None) => continue,
-            Err(Closed) => break,
-        };
-        if !writer.started() {
-            // The timeline starts with the first recorded frame.
-            timeline = RtpTimeline::new(RTP_DISCONTINUITY);
-        }
-        let decode_time = timeline.decode_time_ticks(au.rtp_timestamp, au.first_arrival);
-        match writer.push(&au.data, decode_time, au.is_idr)? {
-            PushOutcome::Queued => {
-                if !waiting_logged {
-                    waiting_logged = true;
-                    tracing::info!("recording started at a keyframe");
-                }
-            }
-            PushOutcome::WaitingForKeyframe => skipped += 1,
-        }
-    }
-    let dropped_in_queue = input.dropped();
-    if dropped_in_queue > 0 {
-        tracing::warn!(
-            frames = dropped_in_queue,
-            "the recorder fell behind; frames were dropped from the recording"
-        );
-    }
-    let (summary, out) = writer.finish()?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok(RecordingReport {
-        summary,
-        skipped_waiting_for_keyframe: skipped,
-        dropped_in_queue,
-    })
 }
 
 fn main() -> ExitCode {
