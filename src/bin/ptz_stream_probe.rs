@@ -77,8 +77,11 @@ struct Args {
     #[arg(long, value_name = "DIR", requires = "snapshot_every")]
     snapshot_dir: Option<PathBuf>,
     /// Show the stream in a window with statistics (X11; ignored without a display).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_display")]
     display: bool,
+    /// Run headless (the default).
+    #[arg(long, overrides_with = "display")]
+    no_display: bool,
 }
 
 /// Access units waiting for the recorder (about 4 s at 30 fps); older ones are dropped.
@@ -192,7 +195,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (handle, task) = stream::spawn(config, true, shutdown.child_token())?;
     let stats = handle.stats();
     let frames = handle.frames();
-    let display = if args.display {
+    let display = if args.display && !args.no_display {
         display::start(handle.clone(), &args.robot_host, shutdown.clone())
     } else {
         None
