@@ -6,7 +6,8 @@
 //! [`StreamStats`]. When the stream ends or fails while it should run, the task tears the peer
 //! connection down and starts again from signalling, with exponential backoff and jitter. It
 //! logs in again only when the token is rejected, and gives up after
-//! [`MAX_CONSECUTIVE_LOGIN_FAILURES`] rejected logins (the robot locks logins after six).
+//! [`MAX_CONSECUTIVE_LOGIN_FAILURES`] rejected logins (the robot locks logins after six); each
+//! later start request then tries once more.
 
 use std::fmt;
 use std::sync::Arc;
@@ -354,14 +355,19 @@ impl StreamTask {
                 tracing::error!(%error, attempts = self.login_failures, "giving up: the robot rejected the login; fix the credentials, then call ~/start_stream or restart");
                 self.set_state(StreamState::Failed);
                 self.wanted.borrow_and_update();
-                // Wait for an explicit start: a stop followed by a start.
-                let mut wanted = self.wanted.clone();
+                // Wait for the next start or stop request (a start while running is still a
+                // request: `StreamHandle::start` always notifies).
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = async { while *wanted.borrow_and_update() { if wanted.changed().await.is_err() { break } } } => {}
+                    changed = self.wanted.changed() => if changed.is_err() { break },
                 }
-                self.login_failures = 0;
-                self.set_state(StreamState::Stopped);
+                // One more attempt per request, so repeated requests stay below the robot's
+                // lockout after six consecutive failures.
+                self.login_failures = MAX_CONSECUTIVE_LOGIN_FAILURES - 1;
+                if !*self.wanted.borrow() {
+                    self.set_state(StreamState::Stopped);
+                }
+                backoff = self.backoff();
                 continue;
             }
             let delay = backoff.next().unwrap_or(self.config.reconnect_max);

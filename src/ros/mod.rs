@@ -25,7 +25,7 @@ use crate::shutdown::CancellationToken;
 use crate::signalling::SignallingConfig;
 use crate::stats::{Rates, bump};
 use crate::status_report::{self, DetectionSummary};
-use crate::stream::{self, InitialPtz, PrepareConfig, StreamConfig, StreamHandle};
+use crate::stream::{self, InitialPtz, PrepareConfig, StreamConfig, StreamHandle, StreamState};
 use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
 use crate::webrtc_session::AnswererConfig;
 
@@ -365,7 +365,13 @@ async fn serve_services(
         let (request, verb) = tokio::select! {
             _ = shutdown.cancelled() => return,
             Some(request) = start.next() => {
-                let verb = if handle.is_wanted() { "already running" } else { "starting" };
+                let verb = if handle.status().state == StreamState::Failed {
+                    "retrying once"
+                } else if handle.is_wanted() {
+                    "already running"
+                } else {
+                    "starting"
+                };
                 handle.start();
                 (request, verb)
             }
