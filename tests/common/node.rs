@@ -117,10 +117,24 @@ impl NodeProcess {
     }
 }
 
+/// Stops a ROS process the way `ros2 launch` does (SIGINT, then SIGKILL after a grace period),
+/// so its DDS participant is destroyed and its shared-memory segments are released; a killed
+/// Fast DDS process leaves its segments in /dev/shm.
+fn stop_gracefully(child: &mut Child, grace: Duration) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        if super::wait_with_timeout(child, grace).is_none() {
+            let _ = child.kill();
+        }
+    }
+    let _ = child.wait();
+}
+
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_gracefully(&mut self.child, Duration::from_secs(3));
     }
 }
 
@@ -169,8 +183,7 @@ impl PyProcess {
 
 impl Drop for PyProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_gracefully(&mut self.child, Duration::from_secs(3));
     }
 }
 

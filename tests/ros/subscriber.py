@@ -102,10 +102,13 @@ def main():
         node.create_subscription(CameraInfo, args.also_camera_info, on_camera_info, qos)
     print(json.dumps({"subscribed": args.topic}), flush=True)
     deadline = time.monotonic() + args.timeout
-    while received < args.count and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
+    try:
+        while received < args.count and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except KeyboardInterrupt:
+        pass  # The test is done with us: release the DDS participant below.
     node.destroy_node()
-    rclpy.shutdown()
+    rclpy.try_shutdown()
     sys.exit(0 if received >= args.count else 3)
 
 
