@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use common::node::{NodeLaunch, PyProcess, unique_domain_id};
+use common::node::{NodeLaunch, subscribe, unique_domain_id};
 
 const CALIBRATION: &str = "image_width: 640\nimage_height: 360\ncamera_name: spot_cam_ptz\ncamera_matrix:\n  rows: 3\n  cols: 3\n  data: [500.0, 0.0, 320.0, 0.0, 500.0, 180.0, 0.0, 0.0, 1.0]\ndistortion_model: plumb_bob\ndistortion_coefficients:\n  rows: 1\n  cols: 5\n  data: [0.1, -0.05, 0.0, 0.0, 0.0]\nrectification_matrix:\n  rows: 3\n  cols: 3\n  data: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]\nprojection_matrix:\n  rows: 3\n  cols: 4\n  data: [500.0, 0.0, 320.0, 0.0, 0.0, 500.0, 180.0, 0.0, 0.0, 0.0, 1.0, 0.0]\n";
 
@@ -21,23 +21,7 @@ fn a_calibration_file_is_published_in_camera_info() {
     let node = NodeLaunch::new(domain, Some(&sim))
         .param("camera_info_url", &format!("file://{}", yaml.display()))
         .start();
-    let infos = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "camera_info",
-            "--type",
-            "camera_info",
-            "--count",
-            "3",
-            "--timeout",
-            "60",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
-    infos.next_json(Duration::from_secs(30));
+    let infos = subscribe("camera_info", "camera_info", 3, domain);
     let info = infos
         .next_json(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no camera_info; log:\n{}", node.log()));

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use common::node::{NodeLaunch, PyProcess, StatsWatcher, counter, unique_domain_id};
+use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_id};
 
 #[test]
 fn joins_a_stream_that_starts_on_a_non_idr_frame_without_periodic_idrs() {
@@ -26,24 +26,8 @@ fn joins_a_stream_that_starts_on_a_non_idr_frame_without_periodic_idrs() {
         // Leave the camera's IDR interval alone (0 = unchanged), so only PLIs give IDRs.
         .param("idr_interval_frames", "0")
         .start();
-    let images = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "image_raw",
-            "--type",
-            "image",
-            "--count",
-            "30",
-            "--timeout",
-            "60",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
+    let images = subscribe("image", "image_raw", 30, domain);
     let mut stats = StatsWatcher::start(domain);
-    images.next_json(Duration::from_secs(30));
     let mut tagged = 0;
     for _ in 0..30 {
         let image = images

@@ -7,31 +7,15 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use common::node::{NodeLaunch, PyProcess, StatsWatcher, counter, unique_domain_id};
+use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_id};
 
 #[test]
 fn the_stream_continues_through_five_percent_loss() {
     let domain = unique_domain_id();
     let sim = Sim::start(&["--width", "640", "--height", "360", "--loss-percent", "5"]);
     let node = NodeLaunch::new(domain, Some(&sim)).start();
-    let images = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "image_raw",
-            "--type",
-            "image",
-            "--count",
-            "60",
-            "--timeout",
-            "90",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
+    let images = subscribe("image", "image_raw", 60, domain);
     let mut stats = StatsWatcher::start(domain);
-    images.next_json(Duration::from_secs(30));
     let mut numbers = Vec::new();
     for _ in 0..60 {
         let image = images

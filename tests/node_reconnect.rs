@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use common::node::{NodeLaunch, PyProcess, StatsWatcher, counter, unique_domain_id};
+use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_id};
 
 #[test]
 fn frames_resume_within_three_seconds_after_the_camera_drops_the_connection() {
@@ -21,24 +21,8 @@ fn frames_resume_within_three_seconds_after_the_camera_drops_the_connection() {
         "3",
     ]);
     let node = NodeLaunch::new(domain, Some(&sim)).start();
-    let images = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "image_raw",
-            "--type",
-            "image",
-            "--count",
-            "100000",
-            "--timeout",
-            "120",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
+    let images = subscribe("image", "image_raw", 100000, domain);
     let mut stats = StatsWatcher::start(domain);
-    images.next_json(Duration::from_secs(30));
     // Follow the images across at least two drops and measure the longest gap.
     let mut previous: Option<u64> = None;
     let mut longest_gap_ns = 0;

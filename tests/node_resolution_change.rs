@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::node::{NodeLaunch, PyProcess, unique_domain_id};
+use common::node::{NodeLaunch, subscribe, unique_domain_id};
 use common::{PASSWORD, Sim, USERNAME};
 use spot_ptz_stream::robot::{Credentials, RobotClient, SPOT_CAM_SERVICES};
 
@@ -22,23 +22,7 @@ fn a_new_size_is_published_after_the_screen_changes() {
         "--resize-on-screen-change",
     ]);
     let node = NodeLaunch::new(domain, Some(&sim)).start();
-    let images = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "image_raw",
-            "--type",
-            "image",
-            "--count",
-            "100000",
-            "--timeout",
-            "120",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
-    images.next_json(Duration::from_secs(30));
+    let images = subscribe("image", "image_raw", 100000, domain);
     let first = images
         .next_json(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no image; log:\n{}", node.log()));

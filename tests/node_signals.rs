@@ -6,27 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::node::{NodeLaunch, PyProcess, unique_domain_id};
+use common::node::{NodeLaunch, subscribe, unique_domain_id};
 use common::{Sim, send_signal, wait_with_timeout};
 
 fn wait_for_stats(domain: u32) {
-    let listener = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "/spot_ptz_stream/stats",
-            "--type",
-            "diagnostic_status",
-            "--count",
-            "1",
-            "--timeout",
-            "30",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
-    listener.next_json(Duration::from_secs(30));
+    let listener = subscribe("diagnostic_status", "/spot_ptz_stream/stats", 1, domain);
     assert!(
         listener.next_json(Duration::from_secs(30)).is_some(),
         "node never published ~/stats"

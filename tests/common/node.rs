@@ -187,6 +187,33 @@ impl Drop for PyProcess {
     }
 }
 
+/// A reliable rclpy subscriber (tests/ros/subscriber.py) printing `count` messages of `kind`
+/// from `topic`, once it has subscribed.
+pub fn subscribe(kind: &str, topic: &str, count: usize, domain_id: u32) -> PyProcess {
+    let count = count.to_string();
+    let process = PyProcess::start(
+        "subscriber.py",
+        &[
+            "--topic",
+            topic,
+            "--type",
+            kind,
+            "--count",
+            &count,
+            "--timeout",
+            "300",
+            "--reliability",
+            "reliable",
+        ],
+        domain_id,
+    );
+    assert!(
+        process.next_json(Duration::from_secs(30)).is_some(),
+        "the rclpy subscriber to {topic} did not start"
+    );
+    process
+}
+
 /// Follows the node's `~/stats` through an rclpy subscriber.
 pub struct StatsWatcher {
     process: PyProcess,
