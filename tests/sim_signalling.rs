@@ -6,6 +6,7 @@ mod common;
 use base64::Engine as _;
 use common::{PASSWORD, Sim, USERNAME};
 use spot_ptz_stream::robot::{Credentials, RobotClient};
+use spot_ptz_stream::signalling::{Offer, parse_offer};
 
 fn client(sim: &Sim) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&sim.ca_pem()).unwrap();
@@ -22,6 +23,22 @@ async fn login_token(sim: &Sim) -> String {
         .await
         .unwrap();
     token.expose().to_string()
+}
+
+/// GETs an offer and decodes it with the client's own parser (`signalling::parse_offer`).
+async fn fetch_offer(http: &reqwest::Client, sim: &Sim, token: &str) -> Offer {
+    let body = http
+        .get(url(sim))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    parse_offer(&url(sim), &body).unwrap()
 }
 
 fn url(sim: &Sim) -> String {
@@ -55,23 +72,8 @@ async fn status_codes_and_offer() {
         .unwrap();
     assert_eq!(wrong_path.status(), 404);
 
-    let offer: serde_json::Value = http
-        .get(url(&sim))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sdp = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(offer["sdp"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let offer = fetch_offer(&http, &sim, &token).await;
+    let sdp = offer.sdp.clone();
     assert!(sdp.starts_with("v=0"), "{sdp}");
     let video = sdp
         .split("m=")
@@ -89,7 +91,7 @@ async fn status_codes_and_offer() {
         sdp.contains("a=candidate:"),
         "candidates must be inline: {sdp}"
     );
-    let id = offer["id"].clone();
+    let id = offer.id.clone();
 
     let post = |body: serde_json::Value| {
         let http = http.clone();
@@ -148,29 +150,16 @@ async fn an_answered_id_cannot_be_reused_and_refusal_answers_503() {
     let sim = Sim::start(&["--width", "320", "--height", "240"]);
     let http = client(&sim);
     let token = login_token(&sim).await;
-    let offer: serde_json::Value = http
-        .get(url(&sim))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     // Answer with a real WebRTC answerer.
-    let offer_sdp = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(offer["sdp"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let offer = fetch_offer(&http, &sim, &token).await;
+    let offer_sdp = offer.sdp.clone();
     let (rtp_tx, _rtp_rx) = tokio::sync::mpsc::channel(64);
     let config = sim.stream_config().answerer;
     let (session, answer) =
         spot_ptz_stream::webrtc_session::AnswererSession::start(&offer_sdp, &config, rtp_tx)
             .await
             .unwrap();
-    let body = serde_json::json!({"id": offer["id"], "sdp": base64::engine::general_purpose::STANDARD.encode(&answer)});
+    let body = serde_json::json!({"id": offer.id, "sdp": base64::engine::general_purpose::STANDARD.encode(&answer)});
     let first = http
         .post(url(&sim))
         .bearer_auth(&token)
