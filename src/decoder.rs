@@ -16,6 +16,7 @@ use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource as _;
 use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
+use crate::buffer_pool::BufferPool;
 use crate::depacketizer::AccessUnit;
 use crate::frame_queue::DropOldestQueue;
 use crate::stats::{StreamStats, bump};
@@ -92,13 +93,23 @@ impl Default for ColorSpec {
 /// One decoded picture, packed bgr8 without padding (`width * 3` bytes per row).
 #[derive(Clone, Debug)]
 pub struct DecodedFrame {
-    pub bgr: Vec<u8>,
+    /// `headroom` bytes for the consumer (the ROS node serializes the message header there,
+    /// so the pixels are published without another copy), then the bgr8 picture.
+    pub buffer: Vec<u8>,
+    pub headroom: usize,
     pub width: u32,
     pub height: u32,
     pub rtp_timestamp: u32,
     /// When the frame's first RTP packet arrived.
     pub first_arrival: Instant,
     pub decoded_at: Instant,
+}
+
+impl DecodedFrame {
+    /// The packed bgr8 picture.
+    pub fn bgr(&self) -> &[u8] {
+        self.buffer.get(self.headroom..).unwrap_or_default()
+    }
 }
 
 /// The decoder could not be created or a picture not converted.
@@ -116,13 +127,17 @@ pub struct DecoderSettings {
     pub color: ColorSpec,
     /// After a gap, skip frames until an IDR for at most this long, then decode anyway.
     pub resync_wait: Duration,
+    /// Bytes left free before the pixels of every [`DecodedFrame`] (0 for none).
+    pub headroom_bytes: usize,
 }
 
-/// Starts the decoder thread. It ends when `input` is closed and drained.
+/// Starts the decoder thread. It ends when `input` is closed and drained. Pixel buffers come
+/// from `buffers` (give them back there once a frame is consumed).
 pub fn spawn(
     settings: DecoderSettings,
     input: Arc<DropOldestQueue<AccessUnit>>,
     output: Arc<DropOldestQueue<DecodedFrame>>,
+    buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
     on_keyframe_needed: Box<dyn Fn() + Send>,
 ) -> Result<JoinHandle<()>, DecoderError> {
@@ -134,6 +149,7 @@ pub fn spawn(
                 settings,
                 decoder,
                 output,
+                buffers,
                 stats,
                 on_keyframe_needed,
                 input_drops_seen: 0,
@@ -150,7 +166,8 @@ pub fn spawn(
         .map_err(DecoderError::Thread)
 }
 
-fn new_decoder() -> Result<Decoder, DecoderError> {
+/// An openh264 decoder configured as the decoder thread uses it (no flush after each frame).
+pub fn new_decoder() -> Result<Decoder, DecoderError> {
     Decoder::with_api_config(
         OpenH264API::from_source(),
         DecoderConfig::new().flush_after_decode(Flush::NoFlush),
@@ -162,6 +179,7 @@ struct Worker {
     settings: DecoderSettings,
     decoder: Decoder,
     output: Arc<DropOldestQueue<DecodedFrame>>,
+    buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
     on_keyframe_needed: Box<dyn Fn() + Send>,
     input_drops_seen: u64,
@@ -195,8 +213,14 @@ impl Worker {
             }
         }
 
-        let decoded = match self.decoder.decode(&au.data) {
-            Ok(Some(yuv)) => convert(&yuv, self.settings.color),
+        let converted = match self.decoder.decode(&au.data) {
+            Ok(Some(yuv)) => I420Planes::from_decoded(&yuv).map(|planes| {
+                let headroom = self.settings.headroom_bytes;
+                let mut buffer = self.buffers.take(headroom + planes.bgr8_len());
+                let bgr = buffer.get_mut(headroom..).unwrap_or_default();
+                let result = i420_to_bgr8(&planes, self.settings.color, bgr);
+                (result, buffer, planes.width, planes.height)
+            }),
             Ok(None) => return,
             Err(error) => {
                 bump(&self.stats.decode_errors);
@@ -205,14 +229,16 @@ impl Worker {
                 return;
             }
         };
-        let Some((bgr, width, height)) = decoded else {
+        let Some((Ok(()), buffer, width, height)) = converted else {
             bump(&self.stats.decode_errors);
+            tracing::debug!("the decoded picture could not be converted to bgr8");
             return;
         };
         bump(&self.stats.frames_decoded);
         self.stats.record_frame_size(width, height);
         let frame = DecodedFrame {
-            bgr,
+            buffer,
+            headroom: self.settings.headroom_bytes,
             width,
             height,
             rtp_timestamp: au.rtp_timestamp,
@@ -226,26 +252,59 @@ impl Worker {
     }
 }
 
-/// Converts a decoded picture (padded strides) to packed bgr8.
-fn convert(
-    yuv: &openh264::decoder::DecodedYUV<'_>,
+/// The three planes of a decoded I420 picture, with their strides.
+#[derive(Clone, Copy, Debug)]
+pub struct I420Planes<'a> {
+    pub y: &'a [u8],
+    pub u: &'a [u8],
+    pub v: &'a [u8],
+    pub y_stride: u32,
+    pub u_stride: u32,
+    pub v_stride: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl<'a> I420Planes<'a> {
+    /// The planes of an openh264 picture; `None` if a dimension does not fit `u32`.
+    pub fn from_decoded(yuv: &'a openh264::decoder::DecodedYUV<'a>) -> Option<Self> {
+        let (width, height) = yuv.dimensions();
+        let (y_stride, u_stride, v_stride) = yuv.strides();
+        Some(Self {
+            y: yuv.y(),
+            u: yuv.u(),
+            v: yuv.v(),
+            y_stride: u32::try_from(y_stride).ok()?,
+            u_stride: u32::try_from(u_stride).ok()?,
+            v_stride: u32::try_from(v_stride).ok()?,
+            width: u32::try_from(width).ok()?,
+            height: u32::try_from(height).ok()?,
+        })
+    }
+
+    /// Bytes of the packed bgr8 picture.
+    pub fn bgr8_len(&self) -> usize {
+        self.width as usize * self.height as usize * 3
+    }
+}
+
+/// Converts an I420 picture to packed bgr8 (`width * 3` bytes per row) in `bgr`, which must
+/// hold exactly [`I420Planes::bgr8_len`] bytes.
+pub fn i420_to_bgr8(
+    planes: &I420Planes<'_>,
     color: ColorSpec,
-) -> Option<(Vec<u8>, u32, u32)> {
-    let (width, height) = yuv.dimensions();
-    let (y_stride, u_stride, v_stride) = yuv.strides();
-    let width = u32::try_from(width).ok()?;
-    let height = u32::try_from(height).ok()?;
+    bgr: &mut [u8],
+) -> Result<(), yuv::YuvError> {
     let image = YuvPlanarImage {
-        y_plane: yuv.y(),
-        y_stride: u32::try_from(y_stride).ok()?,
-        u_plane: yuv.u(),
-        u_stride: u32::try_from(u_stride).ok()?,
-        v_plane: yuv.v(),
-        v_stride: u32::try_from(v_stride).ok()?,
-        width,
-        height,
+        y_plane: planes.y,
+        y_stride: planes.y_stride,
+        u_plane: planes.u,
+        u_stride: planes.u_stride,
+        v_plane: planes.v,
+        v_stride: planes.v_stride,
+        width: planes.width,
+        height: planes.height,
     };
-    let mut bgr = vec![0u8; width as usize * height as usize * 3];
     let range = match color.range {
         ColorRange::Limited => YuvRange::Limited,
         ColorRange::Full => YuvRange::Full,
@@ -254,11 +313,5 @@ fn convert(
         ColorMatrix::Bt601 => YuvStandardMatrix::Bt601,
         ColorMatrix::Bt709 => YuvStandardMatrix::Bt709,
     };
-    match yuv::yuv420_to_bgr(&image, &mut bgr, width * 3, range, matrix) {
-        Ok(()) => Some((bgr, width, height)),
-        Err(error) => {
-            tracing::debug!(%error, "I420 → bgr8 conversion failed");
-            None
-        }
-    }
+    yuv::yuv420_to_bgr(&image, bgr, planes.width * 3, range, matrix)
 }

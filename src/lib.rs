@@ -7,13 +7,15 @@
 //! 3. [`webrtc_session`] — the WebRTC answerer; hands every video RTP packet to the stream task.
 //! 4. [`depacketizer`] — RTP → Annex-B H.264 access units, gated on SPS/PPS, loss detection.
 //! 5. [`decoder`] — openh264 on its own thread, I420 → bgr8 with `yuv`.
-//! 6. [`frame_queue`] — the bounded, drop-oldest hand-off to whoever publishes.
+//! 6. [`frame_queue`] — the bounded, drop-oldest hand-off to whoever publishes; the pixel
+//!    buffers come back through [`buffer_pool`] once published.
 //! 7. [`stream`] — the state machine tying it together, with reconnects and statistics ([`stats`]).
 //!
 //! [`recorder`] writes the access units to MP4 without re-encoding (the probe's
 //! `--save-video`). [`sim`] is the simulated robot and camera used by tests, benchmarks and
 //! the demo.
 
+pub mod buffer_pool;
 pub mod camera_info;
 pub mod decoder;
 pub mod depacketizer;

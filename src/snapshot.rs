@@ -93,14 +93,14 @@ pub fn bgr_to_rgb(bgr: &[u8]) -> Vec<u8> {
 /// Writes `frame` to `path` as an RGB PNG (fast compression), atomically.
 pub fn write_png(path: &Path, frame: &DecodedFrame) -> Result<(), SnapshotError> {
     let expected = frame.width as usize * frame.height as usize * 3;
-    if frame.bgr.len() != expected || expected == 0 {
+    if frame.bgr().len() != expected || expected == 0 {
         return Err(SnapshotError::BadFrame {
             width: frame.width,
             height: frame.height,
-            got_bytes: frame.bgr.len(),
+            got_bytes: frame.bgr().len(),
         });
     }
-    let rgb = bgr_to_rgb(&frame.bgr);
+    let rgb = bgr_to_rgb(frame.bgr());
     let mut partial = path.as_os_str().to_owned();
     partial.push(".part");
     let partial = PathBuf::from(partial);
@@ -134,11 +134,14 @@ mod tests {
     use super::*;
 
     fn frame(width: u32, height: u32) -> DecodedFrame {
-        let bgr = (0..width * height)
-            .flat_map(|i| [(i % 256) as u8, 10, 200])
+        // Some headroom before the pixels, as the ROS node asks for: it must be skipped.
+        let headroom = 5;
+        let buffer = std::iter::repeat_n(77, headroom)
+            .chain((0..width * height).flat_map(|i| [(i % 256) as u8, 10, 200]))
             .collect();
         DecodedFrame {
-            bgr,
+            buffer,
+            headroom,
             width,
             height,
             rtp_timestamp: 0,
@@ -160,7 +163,7 @@ mod tests {
         let info = reader.next_frame(&mut buf).unwrap();
         assert_eq!((info.width, info.height), (33, 7));
         assert_eq!(info.color_type, png::ColorType::Rgb);
-        assert_eq!(&buf[..info.buffer_size()], bgr_to_rgb(&f.bgr).as_slice());
+        assert_eq!(&buf[..info.buffer_size()], bgr_to_rgb(f.bgr()).as_slice());
         assert_eq!(&buf[..3], &[200, 10, 0]);
     }
 
@@ -168,7 +171,7 @@ mod tests {
     fn rejects_a_short_frame() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = frame(4, 4);
-        f.bgr.pop();
+        f.buffer.pop();
         assert!(matches!(
             write_png(&dir.path().join("x.png"), &f),
             Err(SnapshotError::BadFrame { .. })

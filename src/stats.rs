@@ -55,11 +55,15 @@ impl StreamStats {
     /// A consistent-enough copy of every counter (each read is atomic on its own).
     pub fn snapshot(&self) -> StatsSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (latency_p50_ms, latency_p99_ms) = {
+        let (latency_p50_ms, latency_p95_ms, latency_p99_ms) = {
             let samples = self.latency_ms.lock().unwrap_or_else(|p| p.into_inner());
             let mut sorted: Vec<f64> = samples.iter().copied().collect();
             sorted.sort_by(f64::total_cmp);
-            (percentile(&sorted, 0.50), percentile(&sorted, 0.99))
+            (
+                percentile(&sorted, 0.50),
+                percentile(&sorted, 0.95),
+                percentile(&sorted, 0.99),
+            )
         };
         let size = *self.frame_size.lock().unwrap_or_else(|p| p.into_inner());
         StatsSnapshot {
@@ -76,6 +80,7 @@ impl StreamStats {
             keyframe_requests: load(&self.keyframe_requests),
             reconnects: load(&self.reconnects),
             latency_p50_ms,
+            latency_p95_ms,
             latency_p99_ms,
             width: size.map_or(0, |s| s.0),
             height: size.map_or(0, |s| s.1),
@@ -108,6 +113,7 @@ pub struct StatsSnapshot {
     pub reconnects: u64,
     /// Arrival → publish latency percentiles over the last samples, if any.
     pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub width: u32,
     pub height: u32,
@@ -155,6 +161,7 @@ mod tests {
         }
         let a = stats.snapshot();
         assert_eq!(a.latency_p50_ms, Some(51.0));
+        assert_eq!(a.latency_p95_ms, Some(95.0));
         assert_eq!(a.latency_p99_ms, Some(99.0));
         stats.frames_published.fetch_add(30, Ordering::Relaxed);
         stats.rtp_bytes.fetch_add(250_000, Ordering::Relaxed);

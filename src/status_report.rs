@@ -86,6 +86,7 @@ pub fn build(
         ("fps", format!("{:.2}", rates.fps)),
         ("bitrate_bps", format!("{:.0}", rates.bitrate_bps)),
         ("latency_ms_p50", optional_ms(snapshot.latency_p50_ms)),
+        ("latency_ms_p95", optional_ms(snapshot.latency_p95_ms)),
         ("latency_ms_p99", optional_ms(snapshot.latency_p99_ms)),
         ("reconnects", snapshot.reconnects.to_string()),
         ("last_error", status.last_error.clone().unwrap_or_default()),

@@ -18,6 +18,7 @@ use backon::{BackoffBuilder as _, ExponentialBuilder};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::buffer_pool::BufferPool;
 use crate::decoder::{self, DecodedFrame, DecoderSettings};
 use crate::depacketizer::{AccessUnit, Depacketizer, RtpInfo};
 use crate::frame_queue::DropOldestQueue;
@@ -171,6 +172,7 @@ pub struct StreamHandle {
     wanted: watch::Sender<bool>,
     status: watch::Receiver<StreamStatus>,
     frames: Arc<DropOldestQueue<DecodedFrame>>,
+    buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
 }
 
@@ -205,6 +207,12 @@ impl StreamHandle {
         self.frames.clone()
     }
 
+    /// Returns a consumed frame's pixel buffer (`DecodedFrame::bgr`) so that the decoder
+    /// reuses it instead of allocating a new one. Optional: a buffer not given back is freed.
+    pub fn give_back_buffer(&self, buffer: Vec<u8>) {
+        self.buffers.give_back(buffer);
+    }
+
     /// Counters of the stream.
     pub fn stats(&self) -> Arc<StreamStats> {
         self.stats.clone()
@@ -226,11 +234,14 @@ pub fn spawn(
         last_error: None,
     });
     let frames = DropOldestQueue::new(config.queue_depth);
+    // Enough spares for every queued frame, the one being decoded and the one being published.
+    let buffers = Arc::new(BufferPool::new(config.queue_depth + 2));
     let stats = Arc::new(StreamStats::default());
     let handle = StreamHandle {
         wanted,
         status,
         frames: frames.clone(),
+        buffers: buffers.clone(),
         stats: stats.clone(),
     };
     let mut task = StreamTask {
@@ -239,6 +250,7 @@ pub fn spawn(
         wanted: wanted_rx,
         status: status_tx,
         frames: frames.clone(),
+        buffers,
         stats,
         token_rejected: false,
         services_ready: false,
@@ -264,6 +276,7 @@ struct StreamTask {
     wanted: watch::Receiver<bool>,
     status: watch::Sender<StreamStatus>,
     frames: Arc<DropOldestQueue<DecodedFrame>>,
+    buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
     /// The robot or camera refused the current token: log in again before the next attempt.
     token_rejected: bool,
@@ -490,6 +503,7 @@ impl StreamTask {
             self.config.decoder,
             access_units.clone(),
             self.frames.clone(),
+            self.buffers.clone(),
             self.stats.clone(),
             Box::new(move || decoder_flag.store(true, Ordering::Relaxed)),
         )?;

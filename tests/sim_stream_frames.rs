@@ -26,8 +26,8 @@ async fn frames_decode_in_order_with_frame_numbers() {
         while numbers.len() < 90 {
             let frame = frames.pop().await.expect("stream ended early");
             assert_eq!((frame.width, frame.height), (640, 360));
-            assert_eq!(frame.bgr.len(), 640 * 360 * 3);
-            if let Some(n) = frame_tag::read_bgr8(&frame.bgr, 640 * 3, 640, 360) {
+            assert_eq!(frame.bgr().len(), 640 * 360 * 3);
+            if let Some(n) = frame_tag::read_bgr8(frame.bgr(), 640 * 3, 640, 360) {
                 numbers.push(n);
             }
         }
@@ -86,7 +86,7 @@ async fn two_clients_stream_at_once_each_with_its_own_peer_connection() {
             let mut tagged = 0;
             while tagged < 30 {
                 let frame = frames.pop().await.expect("stream ended early");
-                if frame_tag::read_bgr8(&frame.bgr, 320 * 3, 320, 240).is_some() {
+                if frame_tag::read_bgr8(frame.bgr(), 320 * 3, 320, 240).is_some() {
                     tagged += 1;
                 }
             }

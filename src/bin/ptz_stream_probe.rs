@@ -137,6 +137,7 @@ fn config(args: &Args) -> anyhow::Result<StreamConfig> {
         decoder: DecoderSettings {
             color: ColorSpec::default(),
             resync_wait: Duration::from_secs(2),
+            headroom_bytes: 0,
         },
         queue_depth: 4,
         access_unit_tap: None,
@@ -560,7 +561,7 @@ mod display {
                     }
                 }
             }
-            bgr_to_0rgb(&frame.bgr, &mut pixels);
+            bgr_to_0rgb(frame.bgr(), &mut pixels);
             draw_overlay(
                 &mut pixels,
                 frame.width as usize,

@@ -4,11 +4,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use r2r::builtin_interfaces::msg::Time;
 use r2r::diagnostic_msgs::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
-use r2r::sensor_msgs::msg::{CameraInfo, Image, RegionOfInterest};
+use r2r::sensor_msgs::msg::{CameraInfo, RegionOfInterest};
 use r2r::std_msgs::msg::Header;
 
 use crate::camera_info::Calibration;
-use crate::decoder::DecodedFrame;
 use crate::status_report::Report;
 
 /// Converts an arrival [`Instant`] to a ROS time, given the ROS clock's "now".
@@ -23,19 +22,6 @@ pub fn wall_time() -> Time {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     r2r::Clock::to_builtin_time(&since_epoch)
-}
-
-/// `sensor_msgs/Image` (bgr8) from a decoded frame; the pixel buffer is moved, not copied.
-pub fn image(frame: DecodedFrame, header: Header) -> Image {
-    Image {
-        header,
-        height: frame.height,
-        width: frame.width,
-        encoding: "bgr8".to_string(),
-        is_bigendian: 0,
-        step: frame.width * 3,
-        data: frame.bgr,
-    }
 }
 
 /// `sensor_msgs/CameraInfo` for a frame of this size: the calibration when it was made for

@@ -4,6 +4,7 @@
 //! `/diagnostics`; serves `~/start_stream` and `~/stop_stream`; subscribes to `detections`
 //! for auto-triggering. Everything else lives in the ROS-free library.
 
+pub mod image_cdr;
 pub mod logging;
 pub mod messages;
 
@@ -160,6 +161,8 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
                 matrix: params.color_matrix,
             },
             resync_wait: params.keyframe_wait,
+            // The serialized message's fields go in front of the pixels (see image_cdr).
+            headroom_bytes: image_cdr::prefix_len(&params.frame_id),
         },
         queue_depth: params.queue_depth,
         access_unit_tap: None,
@@ -193,8 +196,9 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     }
 
     let qos = image_qos(&params);
+    // Images are published serialized in place (image_cdr): an untyped publisher.
     let image_pub = node
-        .create_publisher::<r2r::sensor_msgs::msg::Image>("image_raw", qos.clone())
+        .create_publisher_untyped("image_raw", "sensor_msgs/msg/Image", qos.clone())
         .map_err(ros("creating the image_raw publisher"))?;
     let info_pub = node
         .create_publisher::<r2r::sensor_msgs::msg::CameraInfo>("camera_info", qos)
@@ -295,7 +299,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
 
 async fn publish_frames(
     handle: StreamHandle,
-    image_pub: r2r::Publisher<r2r::sensor_msgs::msg::Image>,
+    image_pub: r2r::PublisherUntyped,
     info_pub: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
     frame_id: String,
     calibration: Option<Calibration>,
@@ -310,7 +314,17 @@ async fn publish_frames(
         }
     };
     let mut warned_calibration_size = false;
+    let prefix_bytes = image_cdr::prefix_len(&frame_id);
     while let Some(frame) = frames.pop().await {
+        if frame.headroom != prefix_bytes {
+            // Cannot happen: the decoder leaves exactly this headroom (see stream_config).
+            tracing::error!(
+                headroom = frame.headroom,
+                prefix_bytes,
+                "decoded frame without room for the message header; frame lost"
+            );
+            continue;
+        }
         let ros_now = clock
             .as_mut()
             .and_then(|c| c.get_now().ok())
@@ -332,12 +346,18 @@ async fn publish_frames(
                 "the calibration is for another image size; camera_info is published uncalibrated");
             warned_calibration_size = true;
         }
-        let info = messages::camera_info(header.clone(), width, height, calibration.as_ref());
-        let image = messages::image(frame, header);
-        if let Err(error) = image_pub.publish(&image) {
+        let mut message = frame.buffer;
+        let published =
+            image_cdr::write_prefix(&mut message, &header.stamp, &frame_id, width, height)
+                .map_err(|e| e.to_string())
+                .and_then(|()| image_pub.publish_raw(&message).map_err(|e| e.to_string()));
+        // The middleware copied the message: the buffer can be decoded into again.
+        handle.give_back_buffer(message);
+        if let Err(error) = published {
             tracing::error!(%error, "could not publish image_raw; frame lost");
             continue;
         }
+        let info = messages::camera_info(header, width, height, calibration.as_ref());
         if let Err(error) = info_pub.publish(&info) {
             tracing::warn!(%error, "could not publish camera_info");
         }

@@ -62,6 +62,10 @@ pub enum CameraError {
     },
     #[error("could not start the encoder thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("could not create the openh264 encoder")]
+    Encoder,
+    #[error("openh264 failed to encode a frame: {0}")]
+    Encode(String),
 }
 
 /// Shared handle to the running camera.
@@ -141,6 +145,53 @@ fn new_encoder(settings: &StreamSettings, fps: u32) -> Option<Encoder> {
             None
         }
     }
+}
+
+/// Encodes one picture; returns the Annex-B access unit (empty when the encoder skipped it)
+/// and whether it is an IDR.
+fn encode_picture(
+    encoder: &mut Encoder,
+    picture: &I420Frame,
+) -> Result<(Vec<u8>, bool), openh264::Error> {
+    let (width, height) = (picture.width as usize, picture.height as usize);
+    let (y, u, v) = picture.planes();
+    let source = YUVSlices::new((y, u, v), (width, height), (width, width / 2, width / 2));
+    let bitstream = encoder.encode(&source)?;
+    Ok((bitstream.to_vec(), bitstream.frame_type() == FrameType::IDR))
+}
+
+/// Renders and encodes `count` consecutive frames of the scene (PTZ at home, frame tags
+/// numbered from 0) exactly as the live camera would, the first one an IDR. For benchmarks
+/// and tests that need a realistic bitstream without a running simulator.
+pub fn encode_clip(
+    width: u32,
+    height: u32,
+    fps: u32,
+    settings: &StreamSettings,
+    count: u32,
+) -> Result<Vec<EncodedFrame>, CameraError> {
+    let fps = fps.max(1);
+    let mut encoder = new_encoder(settings, fps).ok_or(CameraError::Encoder)?;
+    let mut picture = I420Frame::new(width, height);
+    let home = crate::sim::state::PtzPose {
+        pan_deg: 0.0,
+        tilt_deg: 0.0,
+        zoom: 1.0,
+    };
+    let mut clip = Vec::with_capacity(count as usize);
+    for frame_number in 0..count {
+        let elapsed_secs = frame_number as f32 / fps as f32;
+        scene::render(&mut picture, home, "mech_full", elapsed_secs, frame_number);
+        let (data, is_idr) = encode_picture(&mut encoder, &picture)
+            .map_err(|e| CameraError::Encode(e.to_string()))?;
+        clip.push(EncodedFrame {
+            frame_number,
+            data: Bytes::from(data),
+            rtp_timestamp: frame_number * (90_000 / fps),
+            is_idr,
+        });
+    }
+    Ok(clip)
 }
 
 /// Splits an Annex-B buffer into NAL units (without start codes).
@@ -236,11 +287,8 @@ fn run(
         if handle.keyframe_requested.swap(false, Ordering::Relaxed) {
             enc.force_intra_frame();
         }
-        let (width, height) = (picture.width as usize, picture.height as usize);
-        let (y, u, v) = picture.planes();
-        let source = YUVSlices::new((y, u, v), (width, height), (width, width / 2, width / 2));
-        let (mut data, is_idr) = match enc.encode(&source) {
-            Ok(bitstream) => (bitstream.to_vec(), bitstream.frame_type() == FrameType::IDR),
+        let (mut data, is_idr) = match encode_picture(enc, &picture) {
+            Ok(encoded) => encoded,
             Err(error) => {
                 tracing::error!(%error, frame_number, "encoding failed; frame lost");
                 continue;

@@ -138,6 +138,7 @@ impl Sim {
             decoder: DecoderSettings {
                 color: ColorSpec::default(),
                 resync_wait: Duration::from_secs(2),
+                headroom_bytes: 0,
             },
             queue_depth: 8,
             access_unit_tap: None,

@@ -1,0 +1,564 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: spot_cam_sim → receiver → ROS subscriber, ours and the Python baseline.
+
+For each bitrate one simulator runs (1920x1080 at 30 fps by default); against it, one after the
+other, each receiver under test streams for --duration-secs while a separate rclpy subscriber
+(bench_subscriber.py) records every image, and this script samples the receiver's /proc
+entries. Run by scripts/bench (which builds, installs and sets up ROS first); see the README's
+"Performance" section for what each figure means.
+
+Receivers:
+  ours      target/release/spot_ptz_stream with config/ptz_stream.yaml (the defaults users get)
+  baseline  bench/baseline_receiver.py: aiortc + PyAV + numpy + rclpy, as the Python drivers do
+
+Outputs in --out: results.json, results.md (tables), plot.png, and each run's raw files.
+"""
+import argparse
+import csv
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+SYSTEMS = ("ours", "baseline")
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Process:
+    """A child process with its output in a file, stopped with SIGINT (then SIGKILL)."""
+
+    def __init__(self, name, argv, log_path, env=None, stdout=None):
+        self.name = name
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(argv, stdout=stdout or self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout_secs=5.0):
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout_secs)
+            except subprocess.TimeoutExpired:
+                print(f"  {self.name} did not stop on SIGINT within {timeout_secs} s; killed",
+                      file=sys.stderr)
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class ProcSampler(threading.Thread):
+    """Samples a process's CPU time and RSS from /proc every `period_secs`."""
+
+    def __init__(self, pid, period_secs=1.0):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.period_secs = period_secs
+        # (time_ns, cpu_secs, rss_kb, hwm_kb, rss_shmem_kb)
+        self.samples = []
+        self._halt = threading.Event()
+
+    def read(self):
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu_secs = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            fields = {}
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "VmHWM", "RssShmem"):
+                        fields[key] = int(value.split()[0])
+            return (time.time_ns(), cpu_secs, fields.get("VmRSS", 0), fields.get("VmHWM", 0),
+                    fields.get("RssShmem", 0))
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def run(self):
+        while not self._halt.is_set():
+            sample = self.read()
+            if sample:
+                self.samples.append(sample)
+            self._halt.wait(self.period_secs)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def slope_per_min(points):
+    """Least-squares slope of (time_ns, value) points, per minute."""
+    if len(points) < 3:
+        return None
+    xs = [(t - points[0][0]) / 60e9 for t, _ in points]
+    ys = [v for _, v in points]
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mean_x) ** 2 for x in xs)
+    if var == 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
+
+
+def read_frame_log(path):
+    capture_ns = {}
+    with open(path) as f:
+        for line in f:
+            number, _, ns = line.strip().partition(",")
+            if number.isdigit() and ns.isdigit():
+                capture_ns[int(number)] = int(ns)
+    return capture_ns
+
+
+def read_images(path):
+    rows = []
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            rows.append((int(row["frame_number"]) if row["frame_number"] else None,
+                         int(row["receive_ns"]), int(row["stamp_ns"])))
+    return rows
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def as_float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def analyse(run_dir, capture_ns, samples, warmup_secs):
+    """Every figure of one receiver's run."""
+    images = read_images(os.path.join(run_dir, "images.csv"))
+    start = json.load(open(os.path.join(run_dir, "start.json"))) \
+        if os.path.exists(os.path.join(run_dir, "start.json")) else None
+    result = {"images_received": len(images)}
+    if not images:
+        result["error"] = "no image received"
+        return result
+    first_receive_ns = images[0][1]
+    if start:
+        result["start_to_first_image_ms"] = (first_receive_ns - start["start_call_ns"]) / 1e6
+    window_start = first_receive_ns + int(warmup_secs * 1e9)
+    window_end = images[-1][1]
+    window = [r for r in images if r[1] >= window_start]
+    secs = (window_end - window_start) / 1e9
+    result["window_secs"] = round(secs, 2)
+    if secs <= 1 or len(window) < 2:
+        result["error"] = "the run was too short to measure after the warm-up"
+        return result
+    numbers = [n for n, _, _ in window if n is not None]
+    result["fps"] = (len(window) - 1) / ((window[-1][1] - window[0][1]) / 1e9)
+    if numbers:
+        expected = max(numbers) - min(numbers) + 1
+        result["frames_expected"] = expected
+        result["frames_lost"] = expected - len(set(numbers))
+        result["frame_loss_percent"] = 100.0 * result["frames_lost"] / expected
+        result["untagged_frames"] = len(window) - len(numbers)
+    glass = [(r - capture_ns[n]) / 1e6 for n, r, _ in window if n in capture_ns]
+    stamp = [(r - s) / 1e6 for _, r, s in window]
+    for q in (50, 95, 99):
+        result[f"glass_to_subscriber_ms_p{q}"] = percentile(glass, q / 100)
+        result[f"stamp_to_subscriber_ms_p{q}"] = percentile(stamp, q / 100)
+
+    # CPU and memory of the receiver, over the same window.
+    in_window = [s for s in samples if window_start <= s[0] <= window_end]
+    if len(in_window) >= 2:
+        cpu_secs = in_window[-1][1] - in_window[0][1]
+        frames = sum(1 for _, r, _ in window if in_window[0][0] <= r <= in_window[-1][0])
+        wall_secs = (in_window[-1][0] - in_window[0][0]) / 1e9
+        result["cpu_percent_of_one_core"] = 100.0 * cpu_secs / wall_secs
+        if frames:
+            result["cpu_ms_per_frame"] = 1e3 * cpu_secs / frames
+        steady = in_window[len(in_window) // 2:]
+        result["rss_steady_mb"] = statistics.median(s[2] for s in steady) / 1024
+        # Of which shared memory: the DDS transport's segment (64 MiB with ros-env.sh's
+        # profile), filled by the images on their way out and shared with the readers.
+        result["rss_shared_memory_mb"] = statistics.median(s[4] for s in steady) / 1024
+        result["rss_private_steady_mb"] = result["rss_steady_mb"] - result["rss_shared_memory_mb"]
+        result["rss_growth_mb_per_min"] = slope_per_min([(s[0], s[2] / 1024) for s in in_window])
+    if samples:
+        result["rss_peak_mb"] = max(s[3] for s in samples) / 1024
+
+    # The node's own arrival → publish latency, from its ~/stats (600-frame windows).
+    stats = [s for s in read_jsonl(os.path.join(run_dir, "stats.jsonl"))
+             if s["receive_ns"] >= window_start]
+    if stats:
+        for q in (50, 95, 99):
+            values = [v for v in (as_float(s.get(f"latency_ms_p{q}")) for s in stats)
+                      if v is not None]
+            if values:
+                # The median of the windows for p50; the worst window for the tails.
+                result[f"arrival_to_publish_ms_p{q}"] = (statistics.median(values) if q == 50
+                                                         else max(values))
+        last = stats[-1]
+        for key in ("frames_dropped", "frames_incomplete", "decode_errors", "rtp_packets_lost",
+                    "reconnects", "frames_published"):
+            if key in last:
+                result[f"node_{key}"] = int(last[key])
+    return result
+
+
+def timeline(run_dir, capture_ns, samples):
+    """Per-frame glass latency and per-second CPU, relative to the first image, for the plot."""
+    images = read_images(os.path.join(run_dir, "images.csv"))
+    if not images:
+        return {"latency": [], "cpu": []}
+    t0 = images[0][1]
+    latency = [((r - t0) / 1e9, (r - capture_ns[n]) / 1e6) for n, r, _ in images
+               if n in capture_ns]
+    cpu = []
+    for a, b in zip(samples, samples[1:]):
+        if b[0] > a[0]:
+            cpu.append(((b[0] - t0) / 1e9, 100.0 * (b[1] - a[1]) / ((b[0] - a[0]) / 1e9),
+                        b[2] / 1024))
+    return {"latency": latency, "cpu": cpu}
+
+
+# ---------------------------------------------------------------- micro-benchmarks
+
+
+def criterion_median_ns(group, bench):
+    path = os.path.join(ROOT, "target", "criterion", group, bench, "new", "estimates.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["median"]["point_estimate"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def micro_floor(bitrate_bps):
+    """The hot path's floor per frame from the criterion results, in ms (None if missing)."""
+    mbps = f"{bitrate_bps // 1_000_000}mbps_30_frames"
+    parts = {
+        "depacketize": (criterion_median_ns("depacketize_1080p", mbps), 30),
+        "decode": (criterion_median_ns("decode_1080p", mbps), 30),
+        "i420_to_bgr8": (criterion_median_ns("i420_to_bgr8_1080p", "pooled_buffer"), 1),
+        "messages_and_publish": (criterion_median_ns("ros_message_1080p", "serialized_in_place"),
+                                 1),
+    }
+    per_frame = {k: (ns / n / 1e6 if ns is not None else None) for k, (ns, n) in parts.items()}
+    if any(v is None for v in per_frame.values()):
+        return {"parts_ms": per_frame, "total_ms": None}
+    return {"parts_ms": per_frame, "total_ms": sum(per_frame.values())}
+
+
+# ---------------------------------------------------------------- one bitrate
+
+
+def start_simulator(args, work, bitrate_bps):
+    ready_path = os.path.join(work, "sim.ready")
+    frame_log = os.path.join(work, "frames.csv")
+    sim = Process("spot_cam_sim", [
+        os.path.join(args.bin_dir, "spot_cam_sim"), "--bind", "127.0.0.1",
+        "--grpc-port", "0", "--sdp-port", "0", "--cert-dir", os.path.join(work, "certs"),
+        "--username", os.environ["BOSDYN_CLIENT_USERNAME"],
+        "--password", os.environ["BOSDYN_CLIENT_PASSWORD"],
+        "--width", str(args.width), "--height", str(args.height), "--fps", str(args.fps),
+        "--bitrate-bps", str(bitrate_bps), "--frame-log", frame_log,
+    ], os.path.join(work, "sim.log"), stdout=open(ready_path, "w"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(ready_path) as f:
+            line = f.readline()
+        match = re.search(r"grpc=\S+:(\d+) sdp=\S+:(\d+) ca=(\S+)", line)
+        if match:
+            return sim, int(match.group(1)), int(match.group(2)), match.group(3), frame_log
+        if not sim.alive():
+            break
+        time.sleep(0.1)
+    sim.stop()
+    raise SystemExit(f"spot_cam_sim did not become ready; see {work}/sim.log")
+
+
+def receiver_command(system, args, grpc, sdp, ca, bitrate_bps):
+    ros_run = os.environ.get("ROS_RUN", "ros-run")
+    if system == "ours":
+        return [ros_run, os.path.join(args.bin_dir, "spot_ptz_stream"), "--ros-args",
+                "-r", "__ns:=/bench/ours", "--params-file", os.path.join(ROOT, "config",
+                                                                         "ptz_stream.yaml"),
+                "-p", "autostart:=false", "-p", "robot_host:=127.0.0.1",
+                "-p", f"grpc_port:={grpc}", "-p", f"sdp_port:={sdp}",
+                "-p", f"robot_ca_path:={ca}", "-p", f"camera_ca_path:={ca}",
+                "-p", "udp_bind_address:=127.0.0.1",
+                "-p", f"target_bitrate_bps:={bitrate_bps}"]
+    return [ros_run, os.environ.get("ROS_PYTHON", sys.executable),
+            os.path.join(ROOT, "bench", "baseline_receiver.py"),
+            "--robot-host", "127.0.0.1", "--grpc-port", str(grpc), "--sdp-port", str(sdp),
+            "--robot-ca", ca, "--camera-ca", ca,
+            "--ros-args", "-r", "__ns:=/bench/baseline"]
+
+
+def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
+    grpc, sdp, ca = sim_ports
+    run_dir = os.path.join(work, system)
+    os.makedirs(run_dir, exist_ok=True)
+    ns = f"/bench/{system}"
+    receiver = Process(system, receiver_command(system, args, grpc, sdp, ca, bitrate_bps),
+                       os.path.join(run_dir, "receiver.log"))
+    # ros-run execs the receiver: the child's pid is the receiver's.
+    sampler = ProcSampler(receiver.pid)
+    sampler.start()
+    ros_run = os.environ.get("ROS_RUN", "ros-run")
+    subscriber_argv = [ros_run, os.environ.get("ROS_PYTHON", sys.executable),
+                       os.path.join(ROOT, "bench", "bench_subscriber.py"),
+                       "--image-topic", f"{ns}/image_raw",
+                       "--start-service", f"{ns}/{'spot_ptz_stream' if system == 'ours' else 'baseline_receiver'}/start_stream",
+                       "--out", run_dir]
+    if system == "ours":
+        subscriber_argv += ["--stats-topic", f"{ns}/spot_ptz_stream/stats"]
+    subscriber = Process("subscriber", subscriber_argv, os.path.join(run_dir, "subscriber.log"))
+    images_path = os.path.join(run_dir, "images.csv")
+    print(f"  {system}: streaming for {args.duration_secs:.0f} s after the first image ...",
+          file=sys.stderr, flush=True)
+    deadline = time.monotonic() + args.first_image_timeout_secs
+    first_seen = None
+    while True:
+        time.sleep(0.25)
+        if not receiver.alive() or not subscriber.alive():
+            print(f"  {system}: a process ended early; see {run_dir}/*.log", file=sys.stderr)
+            break
+        if first_seen is None:
+            if os.path.exists(images_path) and os.path.getsize(images_path) > 40:
+                first_seen = time.monotonic()
+            elif time.monotonic() > deadline:
+                print(f"  {system}: no image within {args.first_image_timeout_secs} s; "
+                      f"see {run_dir}/*.log", file=sys.stderr)
+                break
+        elif time.monotonic() - first_seen >= args.duration_secs:
+            break
+    subscriber.stop()
+    sampler.stop()
+    exit_code = receiver.stop()
+    result = analyse(run_dir, capture_log(), sampler.samples, args.warmup_secs)
+    result["receiver_exit_code"] = exit_code
+    return result, timeline(run_dir, capture_log(), sampler.samples)
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1),
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+ROWS = [
+    ("delivered fps", "fps", "{:.1f}"),
+    ("frames lost (subscriber) %", "frame_loss_percent", "{:.2f}"),
+    ("frames dropped by the node", "node_frames_dropped", "{:d}"),
+    ("glass→subscriber p50 ms", "glass_to_subscriber_ms_p50", "{:.1f}"),
+    ("glass→subscriber p95 ms", "glass_to_subscriber_ms_p95", "{:.1f}"),
+    ("glass→subscriber p99 ms", "glass_to_subscriber_ms_p99", "{:.1f}"),
+    ("arrival→publish p50 ms", "arrival_to_publish_ms_p50", "{:.1f}"),
+    ("arrival→publish p95 ms", "arrival_to_publish_ms_p95", "{:.1f}"),
+    ("arrival→publish p99 ms", "arrival_to_publish_ms_p99", "{:.1f}"),
+    ("CPU ms per frame", "cpu_ms_per_frame", "{:.2f}"),
+    ("CPU % of one core", "cpu_percent_of_one_core", "{:.0f}"),
+    ("RSS steady MB", "rss_steady_mb", "{:.1f}"),
+    ("  of which DDS shared memory MB", "rss_shared_memory_mb", "{:.1f}"),
+    ("  private (RSS − shared memory) MB", "rss_private_steady_mb", "{:.1f}"),
+    ("RSS peak MB", "rss_peak_mb", "{:.1f}"),
+    ("RSS growth MB/min", "rss_growth_mb_per_min", "{:+.2f}"),
+    ("start_stream → first image ms", "start_to_first_image_ms", "{:.0f}"),
+]
+RATIO_KEYS = {"fps", "glass_to_subscriber_ms_p50", "glass_to_subscriber_ms_p95",
+              "glass_to_subscriber_ms_p99", "cpu_ms_per_frame", "rss_steady_mb", "rss_peak_mb",
+              "rss_private_steady_mb",
+              "start_to_first_image_ms"}
+
+
+def fmt(value, pattern):
+    if value is None:
+        return "–"
+    try:
+        return pattern.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def markdown(report):
+    lines = []
+    m = report["machine"]
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Linux "
+                 f"{m['kernel']}; simulator {report['width']}x{report['height']} at "
+                 f"{report['fps']} fps on the same machine; {report['duration_secs']:.0f} s per "
+                 f"receiver after the first image, the first {report['warmup_secs']:.0f} s "
+                 f"not counted.")
+    for run in report["runs"]:
+        systems = [s for s in SYSTEMS if s in run["results"]]
+        lines.append("")
+        lines.append(f"#### {run['bitrate_bps'] / 1e6:g} Mbit/s")
+        lines.append("")
+        header = "| metric | " + " | ".join(systems)
+        if len(systems) == 2:
+            header += " | ours / baseline"
+        lines.append(header + " |")
+        lines.append("|" + "---|" * (len(systems) + 1 + (len(systems) == 2)))
+        for label, key, pattern in ROWS:
+            values = [run["results"][s].get(key) for s in systems]
+            if all(v is None for v in values):
+                continue
+            cells = [fmt(v, pattern) for v in values]
+            if len(systems) == 2:
+                a, b = values
+                cells.append(f"{a / b:.2f}" if key in RATIO_KEYS and a is not None and b
+                             else "")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        floor = run.get("micro_floor", {})
+        ours = run["results"].get("ours", {})
+        if floor.get("total_ms") and ours.get("cpu_ms_per_frame"):
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in floor["parts_ms"].items())
+            lines.append("")
+            lines.append(f"Micro-benchmark floor per frame: {floor['total_ms']:.2f} ms ({parts}); "
+                         f"end-to-end CPU per frame is {ours['cpu_ms_per_frame'] / floor['total_ms']:.2f}x "
+                         f"the floor.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report, timelines, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    runs = report["runs"]
+    fig, axes = plt.subplots(2, len(runs), figsize=(6.5 * len(runs), 7), squeeze=False)
+    colours = {"ours": "tab:blue", "baseline": "tab:orange"}
+    for col, run in enumerate(runs):
+        top, bottom = axes[0][col], axes[1][col]
+        for system, line in timelines[col].items():
+            if line["latency"]:
+                xs, ys = zip(*line["latency"])
+                top.plot(xs, ys, ".", ms=1.5, color=colours[system], label=system)
+            if line["cpu"]:
+                xs, cpu, _ = zip(*line["cpu"])
+                bottom.plot(xs, cpu, "-", lw=1, color=colours[system], label=system)
+        top.set_title(f"{run['bitrate_bps'] / 1e6:g} Mbit/s, {report['width']}x{report['height']}"
+                      f" @ {report['fps']} fps")
+        top.set_ylabel("glass → subscriber latency (ms)")
+        top.set_yscale("log")
+        top.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        top.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        bottom.set_ylabel("receiver CPU (% of one core)")
+        bottom.set_xlabel("seconds since the first image")
+        for ax in (top, bottom):
+            ax.grid(True, alpha=0.3)
+            ax.legend(loc="upper right", markerscale=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    parser = argparse.ArgumentParser(description="End-to-end benchmark (see scripts/bench).")
+    parser.add_argument("--duration-secs", type=float, default=60.0)
+    parser.add_argument("--warmup-secs", type=float, default=5.0)
+    parser.add_argument("--bitrates-bps", default="2000000,8000000")
+    parser.add_argument("--systems", default="ours,baseline")
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1080)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--first-image-timeout-secs", type=float, default=30.0)
+    parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        parser.error(f"--systems: {unknown or 'none'}; accepted: ours, baseline")
+    try:
+        bitrates = [int(b) for b in args.bitrates_bps.split(",")]
+    except ValueError:
+        parser.error("--bitrates-bps: comma-separated integers, e.g. 2000000,8000000")
+    if args.duration_secs <= args.warmup_secs:
+        parser.error("--duration-secs must be longer than --warmup-secs")
+    os.makedirs(args.out, exist_ok=True)
+    os.environ.setdefault("BOSDYN_CLIENT_USERNAME", "bench")
+    os.environ.setdefault("BOSDYN_CLIENT_PASSWORD", "bench-password")
+
+    report = {"machine": machine(), "width": args.width, "height": args.height,
+              "fps": args.fps, "duration_secs": args.duration_secs,
+              "warmup_secs": args.warmup_secs, "runs": []}
+    timelines = []
+    for bitrate_bps in bitrates:
+        work = os.path.join(args.out, f"{bitrate_bps // 1000}kbps")
+        os.makedirs(work, exist_ok=True)
+        print(f"{bitrate_bps / 1e6:g} Mbit/s:", file=sys.stderr, flush=True)
+        sim, grpc, sdp, ca, frame_log = start_simulator(args, work, bitrate_bps)
+        run = {"bitrate_bps": bitrate_bps, "results": {}}
+        if (args.width, args.height, args.fps) == (1920, 1080, 30):
+            # The micro-benchmarks measure this stream's frames only.
+            run["micro_floor"] = micro_floor(bitrate_bps)
+        lines = {}
+        try:
+            for system in systems:
+                result, line = run_receiver(system, args, work, (grpc, sdp, ca), bitrate_bps,
+                                            lambda: read_frame_log(frame_log))
+                run["results"][system] = result
+                lines[system] = line
+                # Let the simulator's encoder idle between receivers.
+                time.sleep(1.0)
+        finally:
+            sim.stop()
+        report["runs"].append(run)
+        timelines.append(lines)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    table = markdown(report)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(table)
+    plot(report, timelines, os.path.join(args.out, "plot.png"))
+    print(table)
+    print(f"results: {args.out}/results.json, results.md, plot.png", file=sys.stderr)
+    failed = [f"{r['bitrate_bps']}/{s}" for r in report["runs"] for s, v in r["results"].items()
+              if "error" in v]
+    if failed:
+        print(f"no measurement for: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
