@@ -36,4 +36,5 @@ pub mod stats;
 pub mod status_report;
 pub mod stream;
 pub mod trigger;
+pub mod udp_runtime;
 pub mod webrtc_session;

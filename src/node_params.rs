@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::decoder::{ColorMatrix, ColorRange};
+use crate::webrtc_session::DEFAULT_UDP_RECEIVE_BUFFER_BYTES;
 
 /// A parameter value as ROS carries it.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +105,7 @@ pub struct NodeParams {
     pub color_range: ColorRange,
     pub color_matrix: ColorMatrix,
     pub udp_bind_address: String,
+    pub udp_receive_buffer_bytes: usize,
     pub diagnostics_period: Duration,
     pub auto_trigger: bool,
     pub trigger_class_ids: Vec<String>,
@@ -225,6 +227,11 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
         "udp_bind_address",
         "\"0.0.0.0\"",
         "Local address for WebRTC UDP sockets.",
+    ),
+    (
+        "udp_receive_buffer_bytes",
+        "4194304",
+        "Kernel receive buffer per WebRTC UDP socket (0 = system default). Capped by `net.core.rmem_max`; a warning names the sysctl when it is lower.",
     ),
     (
         "diagnostics_period_secs",
@@ -487,6 +494,12 @@ impl NodeParams {
             color_range,
             color_matrix,
             udp_bind_address,
+            udp_receive_buffer_bytes: r.integer(
+                "udp_receive_buffer_bytes",
+                DEFAULT_UDP_RECEIVE_BUFFER_BYTES as i64,
+                0,
+                1 << 30,
+            )? as usize,
             diagnostics_period: r.seconds("diagnostics_period_secs", 1.0, 0.1, 60.0)?,
             auto_trigger: r.boolean("auto_trigger", false)?,
             trigger_class_ids: r.string_array("trigger_class_ids", &["person", "0"])?,

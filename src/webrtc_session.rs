@@ -32,7 +32,8 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription,
 };
-use webrtc::runtime::TokioRuntime;
+
+use crate::udp_runtime::UdpBufferRuntime;
 
 /// How long [`AnswererSession::close`] waits for the peer connection to shut down.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
@@ -45,13 +46,21 @@ pub struct AnswererConfig {
     pub udp_bind_addrs: Vec<String>,
     /// Upper bound on waiting for ICE gathering to complete before the answer is returned.
     pub ice_gather_timeout: Duration,
+    /// Kernel receive buffer asked for on each UDP socket (0 = system default); see
+    /// [`crate::udp_runtime`].
+    pub udp_receive_buffer_bytes: usize,
 }
+
+/// Default of [`AnswererConfig::udp_receive_buffer_bytes`]: room for the largest IDR bursts
+/// at 1080p and high bitrates.
+pub const DEFAULT_UDP_RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for AnswererConfig {
     fn default() -> Self {
         Self {
             udp_bind_addrs: vec!["0.0.0.0:0".to_owned()],
             ice_gather_timeout: Duration::from_secs(5),
+            udp_receive_buffer_bytes: DEFAULT_UDP_RECEIVE_BUFFER_BYTES,
         }
     }
 }
@@ -578,7 +587,9 @@ impl AnswererSession {
         let pc = PeerConnectionBuilder::new()
             .with_media_engine(me)
             .with_interceptor_registry(registry)
-            .with_runtime(Arc::new(TokioRuntime))
+            .with_runtime(Arc::new(UdpBufferRuntime::new(
+                cfg.udp_receive_buffer_bytes,
+            )))
             .with_handler(handler)
             .with_udp_addrs(cfg.udp_bind_addrs.clone())
             .build()

@@ -86,7 +86,7 @@ async fn connected_pair(
     let (rtp_tx, rtp_rx) = mpsc::channel(channel_capacity);
     let cfg = AnswererConfig {
         udp_bind_addrs: loopback(),
-        ice_gather_timeout: Duration::from_secs(5),
+        ..AnswererConfig::default()
     };
     let (answerer, answer) = AnswererSession::start(&offer, &cfg, rtp_tx)
         .await
@@ -326,7 +326,7 @@ async fn offer_without_direction_attributes_is_still_answered_recvonly() {
     let (tx, _rx) = mpsc::channel(8);
     let cfg = AnswererConfig {
         udp_bind_addrs: loopback(),
-        ice_gather_timeout: Duration::from_secs(5),
+        ..AnswererConfig::default()
     };
     let (answerer, answer) = AnswererSession::start(&stripped, &cfg, tx)
         .await

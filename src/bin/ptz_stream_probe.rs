@@ -29,7 +29,7 @@ use spot_ptz_stream::signalling::SignallingConfig;
 use spot_ptz_stream::snapshot::{self, SnapshotError, SnapshotSchedule};
 use spot_ptz_stream::stats::{Rates, StatsSnapshot};
 use spot_ptz_stream::stream::{self, PrepareConfig, StreamConfig, StreamState};
-use spot_ptz_stream::webrtc_session::AnswererConfig;
+use spot_ptz_stream::webrtc_session::{AnswererConfig, DEFAULT_UDP_RECEIVE_BUFFER_BYTES};
 
 /// Test the Spot CAM WebRTC stream from this computer, without ROS.
 #[derive(Debug, Parser)]
@@ -67,6 +67,10 @@ struct Args {
     /// Local address for the WebRTC UDP sockets.
     #[arg(long, default_value = "0.0.0.0")]
     udp_bind_address: IpAddr,
+    /// Kernel receive buffer for each WebRTC UDP socket, bytes (0 = system default; the
+    /// kernel caps it at net.core.rmem_max).
+    #[arg(long, default_value_t = DEFAULT_UDP_RECEIVE_BUFFER_BYTES)]
+    udp_receive_buffer_bytes: usize,
     /// Record the H.264 stream (not re-encoded) into this fragmented MP4 file.
     #[arg(long, value_name = "FILE")]
     save_video: Option<PathBuf>,
@@ -123,6 +127,7 @@ fn config(args: &Args) -> anyhow::Result<StreamConfig> {
         answerer: AnswererConfig {
             udp_bind_addrs: vec![format!("{}:0", args.udp_bind_address)],
             ice_gather_timeout: Duration::from_secs(5),
+            udp_receive_buffer_bytes: args.udp_receive_buffer_bytes,
         },
         prepare: PrepareConfig {
             screen: (!args.screen.is_empty()).then(|| args.screen.clone()),

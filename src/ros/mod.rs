@@ -138,6 +138,7 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
         answerer: AnswererConfig {
             udp_bind_addrs: vec![bind.to_string()],
             ice_gather_timeout: params.connect_timeout.min(Duration::from_secs(5)),
+            udp_receive_buffer_bytes: params.udp_receive_buffer_bytes,
         },
         prepare: PrepareConfig {
             screen: params.screen.clone(),

@@ -127,7 +127,7 @@ impl Sim {
             },
             answerer: AnswererConfig {
                 udp_bind_addrs: vec!["127.0.0.1:0".to_string()],
-                ice_gather_timeout: Duration::from_secs(5),
+                ..AnswererConfig::default()
             },
             prepare: PrepareConfig::default(),
             connect_timeout: Duration::from_secs(10),
