@@ -363,6 +363,9 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
     subscriber.stop()
     sampler.stop()
     exit_code = receiver.stop()
+    with open(os.path.join(run_dir, "proc_samples.csv"), "w") as f:
+        f.write("time_ns,cpu_secs,rss_kb,hwm_kb,rss_shmem_kb\n")
+        f.writelines(",".join(str(v) for v in sample) + "\n" for sample in sampler.samples)
     result = analyse(run_dir, capture_log(), sampler.samples, args.warmup_secs)
     result["receiver_exit_code"] = exit_code
     return result, timeline(run_dir, capture_log(), sampler.samples)
@@ -478,6 +481,7 @@ def plot(report, timelines, path):
                       f" @ {report['fps']} fps")
         top.set_ylabel("glass → subscriber latency (ms)")
         top.set_yscale("log")
+        top.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         top.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         top.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         bottom.set_ylabel("receiver CPU (% of one core)")
