@@ -21,6 +21,7 @@ import time
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -68,7 +69,8 @@ def main():
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
 
-    rclpy.init()
+    # Our handlers stop the loop below; rclpy's own would shut the context down under it.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = Node("bench_subscriber")
     images = open(os.path.join(args.out, "images.csv"), "w", buffering=1)
     images.write("frame_number,receive_ns,stamp_ns\n")
