@@ -160,9 +160,8 @@ def as_float(value):
         return None
 
 
-def analyse(run_dir, capture_ns, samples, warmup_secs):
+def analyse(run_dir, images, capture_ns, samples, warmup_secs):
     """Every figure of one receiver's run."""
-    images = read_images(os.path.join(run_dir, "images.csv"))
     start = json.load(open(os.path.join(run_dir, "start.json"))) \
         if os.path.exists(os.path.join(run_dir, "start.json")) else None
     result = {"images_received": len(images)}
@@ -232,9 +231,8 @@ def analyse(run_dir, capture_ns, samples, warmup_secs):
     return result
 
 
-def timeline(run_dir, capture_ns, samples):
+def timeline(images, capture_ns, samples):
     """Per-frame glass latency and per-second CPU, relative to the first image, for the plot."""
-    images = read_images(os.path.join(run_dir, "images.csv"))
     if not images:
         return {"latency": [], "cpu": []}
     t0 = images[0][1]
@@ -366,9 +364,11 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
     with open(os.path.join(run_dir, "proc_samples.csv"), "w") as f:
         f.write("time_ns,cpu_secs,rss_kb,hwm_kb,rss_shmem_kb\n")
         f.writelines(",".join(str(v) for v in sample) + "\n" for sample in sampler.samples)
-    result = analyse(run_dir, capture_log(), sampler.samples, args.warmup_secs)
+    # Read once, used by both the figures and the plot.
+    images, capture_ns = read_images(images_path), capture_log()
+    result = analyse(run_dir, images, capture_ns, sampler.samples, args.warmup_secs)
     result["receiver_exit_code"] = exit_code
-    return result, timeline(run_dir, capture_log(), sampler.samples)
+    return result, timeline(images, capture_ns, sampler.samples)
 
 
 # ---------------------------------------------------------------- report
