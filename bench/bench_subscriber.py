@@ -30,7 +30,7 @@ TAG_BLOCKS = 32
 
 
 def tag_block_px(width):
-    """Side of one tag block; the same rule as src/frame_tag.rs."""
+    """Side of one tag block; the same rule as src/sim/frame_tag.rs."""
     return max(8, min(32, (width // 40) // 8 * 8))
 
 

@@ -1,40 +1,40 @@
 //! spot_ptz_stream: stream Boston Dynamics Spot CAM (PTZ) video over WebRTC into ROS 2.
 //!
-//! The library is ROS-free. One frame travels through these modules, in order:
+//! The library is ROS-free; each folder is one room with one job, and the arrows point one way
+//! (robot and camera link → media → whoever consumes frames). One frame travels through:
 //!
 //! 1. [`robot`] — gRPC/TLS login and Spot CAM setup (screen, stream quality, PTZ).
-//! 2. [`signalling`] — HTTPS SDP offer/answer with the camera (`/h264.sdp`).
-//! 3. [`webrtc_session`] — the WebRTC answerer; hands every video RTP packet to the stream task.
-//! 4. [`depacketizer`] — RTP → Annex-B H.264 access units, gated on SPS/PPS, loss detection.
-//! 5. [`decoder`] — openh264 on its own thread, I420 → bgr8 with `yuv`.
-//! 6. [`frame_queue`] — the bounded, drop-oldest hand-off to whoever publishes; the pixel
-//!    buffers come back through [`buffer_pool`] once published.
-//! 7. [`stream`] — the state machine tying it together, with reconnects and statistics ([`stats`]).
+//! 2. [`camera_link`] — the link to the camera: [`camera_link::signalling`] (HTTPS SDP
+//!    offer/answer on `/h264.sdp`), [`camera_link::answerer`] (the WebRTC answerer that hands
+//!    every video RTP packet to the stream task), [`camera_link::sockets`] (the UDP sockets
+//!    WebRTC uses) and [`camera_link::peer`] (the peer-connection set-up shared with the
+//!    simulated camera).
+//! 3. [`media`] — the media path: [`media::depacketizer`] (RTP → Annex-B access units, loss
+//!    detection), [`media::decoder`] (H.264 on its own thread), [`media::convert`] (I420 →
+//!    bgr8), [`media::handoff`] (bounded drop-oldest queues between the stages) and
+//!    [`media::buffer_pool`] (pixel buffers that come back once published).
+//! 4. [`stream`] — the state machine tying the rooms together, with reconnects and
+//!    statistics ([`stats`], [`status_report`]).
 //!
-//! [`recorder`] writes the access units to MP4 without re-encoding (the probe's
-//! `--save-video`). [`sim`] is the simulated robot and camera used by tests, benchmarks and
-//! the demo.
+//! Beside the path: [`record`] (MP4 without re-encoding, PNG snapshots), [`probe`] (the
+//! `ptz_stream_probe` CLI's run loop and window), [`node_params`] and [`trigger`] (the node's
+//! configuration and detection trigger), [`camera_info`] (calibration), [`sim`] (the simulated
+//! robot and camera used by tests, benchmarks and the demo), and `ros` (the only r2r code,
+//! behind the default `ros` feature).
 
-pub mod buffer_pool;
 pub mod camera_info;
-pub mod decoder;
-pub mod depacketizer;
-pub mod frame_queue;
-pub mod frame_tag;
-pub mod mp4_writer;
+pub mod camera_link;
+pub mod media;
 pub mod node_params;
+pub mod probe;
 pub mod proto;
-pub mod recorder;
+pub mod record;
 pub mod robot;
 #[cfg(feature = "ros")]
 pub mod ros;
 pub mod shutdown;
-pub mod signalling;
 pub mod sim;
-pub mod snapshot;
 pub mod stats;
 pub mod status_report;
 pub mod stream;
 pub mod trigger;
-pub mod udp_runtime;
-pub mod webrtc_session;

@@ -6,8 +6,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::decoder::{ColorMatrix, ColorRange};
-use crate::webrtc_session::DEFAULT_UDP_RECEIVE_BUFFER_BYTES;
+use crate::camera_link::answerer::DEFAULT_UDP_RECEIVE_BUFFER_BYTES;
+use crate::media::convert::{ColorMatrix, ColorRange};
+use crate::media::depacketizer::DEFAULT_MAX_ACCESS_UNIT_BYTES;
 
 /// A parameter value as ROS carries it.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,6 +97,7 @@ pub struct NodeParams {
     pub image_qos_depth: usize,
     pub image_qos_reliability: Reliability,
     pub queue_depth: usize,
+    pub max_access_unit_bytes: usize,
     pub connect_timeout: Duration,
     pub stall_timeout: Duration,
     pub reconnect_initial: Duration,
@@ -190,6 +192,11 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
         "queue_depth",
         "2",
         "Decoded frames buffered before publishing; older ones are dropped.",
+    ),
+    (
+        "max_access_unit_bytes",
+        "8388608",
+        "Largest H.264 access unit accepted; larger ones are dropped and a keyframe requested.",
     ),
     ("connect_timeout_secs", "10.0", "WebRTC connection timeout."),
     (
@@ -485,6 +492,12 @@ impl NodeParams {
             image_qos_depth: r.integer("image_qos_depth", 1, 1, 100)? as usize,
             image_qos_reliability: reliability,
             queue_depth: r.integer("queue_depth", 2, 1, 60)? as usize,
+            max_access_unit_bytes: r.integer(
+                "max_access_unit_bytes",
+                DEFAULT_MAX_ACCESS_UNIT_BYTES as i64,
+                64 * 1024,
+                256 * 1024 * 1024,
+            )? as usize,
             connect_timeout: r.seconds("connect_timeout_secs", 10.0, 0.5, 120.0)?,
             stall_timeout: r.seconds("stall_timeout_secs", 5.0, 0.5, 120.0)?,
             reconnect_initial,

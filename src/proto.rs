@@ -8,27 +8,20 @@
 //! - [`bosdyn::api`]: headers, auth, directory, geometry.
 //! - [`bosdyn::api::spot_cam`]: compositor, stream quality, PTZ, network (ICE).
 
-/// Protobuf package `bosdyn`.
+/// Protobuf package `bosdyn`; the generated code is exempt from the lints.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_docs,
+    rustdoc::all,
+    unreachable_pub
+)]
 pub mod bosdyn {
     /// Protobuf package `bosdyn.api`.
-    #[allow(
-        clippy::all,
-        clippy::pedantic,
-        missing_docs,
-        rustdoc::all,
-        unreachable_pub
-    )]
     pub mod api {
         include!(concat!(env!("OUT_DIR"), "/bosdyn.api.rs"));
 
         /// Protobuf package `bosdyn.api.spot_cam`.
-        #[allow(
-            clippy::all,
-            clippy::pedantic,
-            missing_docs,
-            rustdoc::all,
-            unreachable_pub
-        )]
         pub mod spot_cam {
             include!(concat!(env!("OUT_DIR"), "/bosdyn.api.spot_cam.rs"));
         }

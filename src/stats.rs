@@ -21,6 +21,10 @@ pub struct StreamStats {
     pub frames_received: AtomicU64,
     /// Frames given up on because a packet was lost or malformed.
     pub frames_incomplete: AtomicU64,
+    /// Frames given up on because they grew past `max_access_unit_bytes`.
+    pub frames_oversized: AtomicU64,
+    /// Times the camera's RTP sequence numbers jumped and the receiver followed them.
+    pub rtp_sequence_resyncs: AtomicU64,
     pub frames_decoded: AtomicU64,
     pub frames_published: AtomicU64,
     /// Frames dropped by the node's bounded queues (decoder input or publisher input).
@@ -73,6 +77,8 @@ impl StreamStats {
             rtp_packets_lost: load(&self.rtp_packets_lost),
             frames_received: load(&self.frames_received),
             frames_incomplete: load(&self.frames_incomplete),
+            frames_oversized: load(&self.frames_oversized),
+            rtp_sequence_resyncs: load(&self.rtp_sequence_resyncs),
             frames_decoded: load(&self.frames_decoded),
             frames_published: load(&self.frames_published),
             frames_dropped: load(&self.frames_dropped),
@@ -105,6 +111,8 @@ pub struct StatsSnapshot {
     pub rtp_packets_lost: u64,
     pub frames_received: u64,
     pub frames_incomplete: u64,
+    pub frames_oversized: u64,
+    pub rtp_sequence_resyncs: u64,
     pub frames_decoded: u64,
     pub frames_published: u64,
     pub frames_dropped: u64,

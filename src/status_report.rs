@@ -80,6 +80,11 @@ pub fn build(
         ("frames_published", snapshot.frames_published.to_string()),
         ("frames_dropped", snapshot.frames_dropped.to_string()),
         ("frames_incomplete", snapshot.frames_incomplete.to_string()),
+        ("frames_oversized", snapshot.frames_oversized.to_string()),
+        (
+            "rtp_sequence_resyncs",
+            snapshot.rtp_sequence_resyncs.to_string(),
+        ),
         ("decode_errors", snapshot.decode_errors.to_string()),
         ("rtp_packets_lost", snapshot.rtp_packets_lost.to_string()),
         ("keyframe_requests", snapshot.keyframe_requests.to_string()),

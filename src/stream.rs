@@ -18,15 +18,17 @@ use backon::{BackoffBuilder as _, ExponentialBuilder};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::buffer_pool::BufferPool;
-use crate::decoder::{self, DecodedFrame, DecoderSettings};
-use crate::depacketizer::{AccessUnit, Depacketizer, RtpInfo};
-use crate::frame_queue::DropOldestQueue;
+use crate::camera_link::answerer::{
+    AnswererConfig, AnswererSession, PeerState, ReceivedRtp, WebRtcError,
+};
+use crate::camera_link::signalling::{SignallingClient, SignallingConfig, SignallingError};
+use crate::media::buffer_pool::BufferPool;
+use crate::media::decoder::{self, DecodedFrame, DecoderSettings};
+use crate::media::depacketizer::{AccessUnit, Depacketizer, DepacketizerCounters, RtpInfo};
+use crate::media::handoff::DropOldestQueue;
 use crate::robot::{Credentials, RobotClient, RobotConfig, RobotError, StreamParamsUpdate};
 use crate::shutdown::CancellationToken;
-use crate::signalling::{SignallingClient, SignallingConfig, SignallingError};
 use crate::stats::{StreamStats, bump};
-use crate::webrtc_session::{AnswererConfig, AnswererSession, PeerState, ReceivedRtp, WebRtcError};
 
 /// Rejected logins in a row before the stream gives up (the robot locks out after six).
 pub const MAX_CONSECUTIVE_LOGIN_FAILURES: u32 = 3;
@@ -81,6 +83,8 @@ pub struct StreamConfig {
     pub decoder: DecoderSettings,
     /// Decoded frames kept for the consumer; older ones are dropped and counted.
     pub queue_depth: usize,
+    /// Larger access units are dropped (a sender that never sets the marker bit).
+    pub max_access_unit_bytes: usize,
     /// Optional tap: every access unit handed to the decoder is also pushed here (a copy;
     /// drop-oldest, never blocks the network path). Used by recorders. The owner closes it.
     pub access_unit_tap: Option<Arc<DropOldestQueue<AccessUnit>>>,
@@ -383,7 +387,12 @@ impl StreamTask {
                 backoff = self.backoff();
                 continue;
             }
-            let delay = backoff.next().unwrap_or(self.config.reconnect_max);
+            // backon's jitter adds up to one more delay on top; keep within the configured range.
+            let delay = backoff
+                .next()
+                .unwrap_or(self.config.reconnect_max)
+                .min(self.config.reconnect_max)
+                .max(self.config.reconnect_initial);
             tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "stream attempt failed; retrying");
             self.set_state(StreamState::Reconnecting);
             bump(&self.stats.reconnects);
@@ -489,6 +498,35 @@ impl StreamTask {
         result
     }
 
+    /// Adds what the depacketizer counted since `before` to the stream's statistics.
+    fn count_depacketizer(&self, before: &DepacketizerCounters, now: &DepacketizerCounters) {
+        let stats = &self.stats;
+        for (counter, later, earlier) in [
+            (
+                &stats.rtp_packets_lost,
+                now.packets_lost,
+                before.packets_lost,
+            ),
+            (
+                &stats.frames_incomplete,
+                now.frames_incomplete,
+                before.frames_incomplete,
+            ),
+            (
+                &stats.frames_oversized,
+                now.frames_oversized,
+                before.frames_oversized,
+            ),
+            (
+                &stats.rtp_sequence_resyncs,
+                now.sequence_resyncs,
+                before.sequence_resyncs,
+            ),
+        ] {
+            counter.fetch_add(later.saturating_sub(earlier), Ordering::Relaxed);
+        }
+    }
+
     /// Moves video from the session to the decoder until the session ends or stalls.
     async fn receive(
         &self,
@@ -508,7 +546,8 @@ impl StreamTask {
             Box::new(move || decoder_flag.store(true, Ordering::Relaxed)),
         )?;
         let requester = session.keyframe_requester();
-        let mut depacketizer = Depacketizer::new(self.config.decoder.resync_wait);
+        let mut depacketizer = Depacketizer::new(self.config.decoder.resync_wait)
+            .with_max_access_unit_bytes(self.config.max_access_unit_bytes);
         let mut state = session.state();
         let mut last_keyframe_request: Option<Instant> = None;
         let mut counted = depacketizer.counters();
@@ -516,15 +555,21 @@ impl StreamTask {
         let mut keyframe_tick = tokio::time::interval(KEYFRAME_REQUEST_MIN_INTERVAL);
         keyframe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+        // A deadline that only video RTP moves: the keyframe tick and state changes that end
+        // other turns of the loop cannot re-arm it.
+        let stall = tokio::time::sleep(stall_timeout);
+        tokio::pin!(stall);
+
         let outcome = loop {
             tokio::select! {
-                received = tokio::time::timeout(stall_timeout, rtp_rx.recv()) => {
-                    let Ok(received) = received else {
-                        break Err(StreamError::Stalled { stalled_secs: stall_timeout.as_secs_f64() });
-                    };
+                () = &mut stall => {
+                    break Err(StreamError::Stalled { stalled_secs: stall_timeout.as_secs_f64() });
+                }
+                received = rtp_rx.recv() => {
                     let Some(rtp) = received else {
                         break Err(StreamError::ConnectionLost("ended"));
                     };
+                    stall.as_mut().reset(tokio::time::Instant::now() + stall_timeout);
                     bump(&self.stats.rtp_packets);
                     self.stats.rtp_bytes.fetch_add(rtp.packet.payload.len() as u64, Ordering::Relaxed);
                     let header = &rtp.packet.header;
@@ -543,8 +588,7 @@ impl StreamTask {
                         }
                     }
                     let now = depacketizer.counters();
-                    self.stats.rtp_packets_lost.fetch_add(now.packets_lost - counted.packets_lost, Ordering::Relaxed);
-                    self.stats.frames_incomplete.fetch_add(now.frames_incomplete - counted.frames_incomplete, Ordering::Relaxed);
+                    self.count_depacketizer(&counted, &now);
                     counted = now;
                     if depacketizer.take_keyframe_request() {
                         keyframe_wanted.store(true, Ordering::Relaxed);

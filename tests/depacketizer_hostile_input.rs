@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use spot_ptz_stream::depacketizer::{Depacketizer, RtpInfo};
+use spot_ptz_stream::media::depacketizer::{Depacketizer, RtpInfo};
 
 #[test]
 fn random_and_mutated_packets_never_panic() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::Sim;
 use common::node::{NodeLaunch, unique_domain_id};
 use futures::{FutureExt as _, StreamExt as _};
-use spot_ptz_stream::frame_tag;
+use spot_ptz_stream::sim::frame_tag;
 
 #[test]
 fn an_r2r_subscriber_receives_images_and_camera_info() {

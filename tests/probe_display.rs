@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{PASSWORD, Sim, send_signal, wait_with_timeout};
-use spot_ptz_stream::frame_tag;
+use spot_ptz_stream::sim::frame_tag;
 
 const SCREEN: (usize, usize) = (1280, 720);
 const STREAM: (usize, usize) = (640, 360);

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{PASSWORD, Sim, send_signal, wait_with_timeout};
-use spot_ptz_stream::frame_tag;
+use spot_ptz_stream::sim::frame_tag;
 
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 360;

@@ -1,5 +1,5 @@
 //! `ptz_stream_probe --snapshot-every --snapshot-dir` against the simulator: valid RGB PNGs of
-//! the stream's size, one per interval, whose frame-number blocks (src/frame_tag.rs) decode and
+//! the stream's size, one per interval, whose frame-number blocks (src/sim/frame_tag.rs) decode and
 //! advance by about one interval of frames; invalid options fail with a clear reason.
 
 mod common;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{PASSWORD, Sim};
-use spot_ptz_stream::frame_tag;
+use spot_ptz_stream::sim::frame_tag;
 
 fn probe(sim: &Sim, extra: &[&str]) -> Output {
     sim.probe_command(PASSWORD, extra)

@@ -5,8 +5,8 @@ mod common;
 
 use base64::Engine as _;
 use common::{PASSWORD, Sim, USERNAME};
+use spot_ptz_stream::camera_link::signalling::{Offer, parse_offer};
 use spot_ptz_stream::robot::{Credentials, RobotClient};
-use spot_ptz_stream::signalling::{Offer, parse_offer};
 
 fn client(sim: &Sim) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&sim.ca_pem()).unwrap();
@@ -156,7 +156,7 @@ async fn an_answered_id_cannot_be_reused_and_refusal_answers_503() {
     let (rtp_tx, _rtp_rx) = tokio::sync::mpsc::channel(64);
     let config = sim.stream_config().answerer;
     let (session, answer) =
-        spot_ptz_stream::webrtc_session::AnswererSession::start(&offer_sdp, &config, rtp_tx)
+        spot_ptz_stream::camera_link::answerer::AnswererSession::start(&offer_sdp, &config, rtp_tx)
             .await
             .unwrap();
     let body = serde_json::json!({"id": offer.id, "sdp": base64::engine::general_purpose::STANDARD.encode(&answer)});

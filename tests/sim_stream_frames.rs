@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use spot_ptz_stream::frame_tag;
 use spot_ptz_stream::shutdown::CancellationToken;
+use spot_ptz_stream::sim::frame_tag;
 use spot_ptz_stream::stream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use openh264::OpenH264API;
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, IntraFramePeriod, Profile};
 use openh264::formats::YUVBuffer;
-use spot_ptz_stream::sim::offerer::{OffererConfig, OffererPeer};
-use spot_ptz_stream::webrtc_session::{
-    AnswererConfig, AnswererSession, PeerState, ReceivedRtp, media_sections,
+use spot_ptz_stream::camera_link::answerer::{
+    AnswererConfig, AnswererSession, PeerState, ReceivedRtp,
 };
+use spot_ptz_stream::camera_link::sdp::media_sections;
+use spot_ptz_stream::sim::offerer::{OffererConfig, OffererPeer};
 use tokio::sync::{mpsc, watch};
 
 const WIDTH: usize = 320;

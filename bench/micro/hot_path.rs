@@ -16,9 +16,10 @@ use openh264::decoder::DecodedYUV;
 use openh264::formats::YUVSource as _;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader as _;
-use spot_ptz_stream::buffer_pool::BufferPool;
-use spot_ptz_stream::decoder::{self, ColorSpec, I420Planes};
-use spot_ptz_stream::depacketizer::{Depacketizer, RtpInfo};
+use spot_ptz_stream::media::buffer_pool::BufferPool;
+use spot_ptz_stream::media::convert::{self, ColorSpec, I420Planes};
+use spot_ptz_stream::media::decoder;
+use spot_ptz_stream::media::depacketizer::{Depacketizer, RtpInfo};
 use spot_ptz_stream::sim::camera::{self, EncodedFrame};
 use spot_ptz_stream::sim::state::StreamSettings;
 
@@ -124,7 +125,7 @@ struct Picture {
 
 impl Picture {
     fn from_decoded(yuv: &DecodedYUV<'_>) -> Self {
-        let planes = I420Planes::from_decoded(yuv).expect("plane sizes");
+        let planes = decoder::planes_of(yuv).expect("plane sizes");
         Self {
             y: planes.y.to_vec(),
             u: planes.u.to_vec(),
@@ -165,7 +166,7 @@ fn convert(c: &mut Criterion) {
     group.bench_function("pooled_buffer", |b| {
         b.iter(|| {
             let mut bgr = pool.take(planes.bgr8_len());
-            decoder::i420_to_bgr8(&planes, color, &mut bgr).expect("conversion");
+            convert::i420_to_bgr8(&planes, color, &mut bgr).expect("conversion");
             pool.give_back(black_box(bgr));
         });
     });
@@ -173,7 +174,7 @@ fn convert(c: &mut Criterion) {
     group.bench_function("new_buffer", |b| {
         b.iter(|| {
             let mut bgr = vec![0u8; planes.bgr8_len()];
-            decoder::i420_to_bgr8(&planes, color, &mut bgr).expect("conversion");
+            convert::i420_to_bgr8(&planes, color, &mut bgr).expect("conversion");
             black_box(bgr);
         });
     });

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use spot_ptz_stream::depacketizer::{Depacketizer, RtpInfo};
+use spot_ptz_stream::media::depacketizer::{Depacketizer, RtpInfo};
 
 fuzz_target!(|data: &[u8]| {
     let mut depacketizer = Depacketizer::new(Duration::from_millis(0));

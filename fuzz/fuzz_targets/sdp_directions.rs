@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spot_ptz_stream::webrtc_session::{media_sections, normalize_offer_directions};
+use spot_ptz_stream::camera_link::sdp::{media_sections, normalize_offer_directions};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(sdp) = std::str::from_utf8(data) {

@@ -4,6 +4,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = spot_ptz_stream::mp4_writer::parse_sps(data);
-    let _ = spot_ptz_stream::mp4_writer::annex_b_nal_units(data).count();
+    let _ = spot_ptz_stream::record::mp4_writer::parse_sps(data);
+    let _ = spot_ptz_stream::record::mp4_writer::annex_b_nal_units(data).count();
 });

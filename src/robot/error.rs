@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use super::tls::ConnectFailure;
+use super::tls::{ConnectFailure, TrustConfigError, tls_reason};
 
 /// Everything [`super::RobotClient`] can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +162,7 @@ impl RobotError {
     ) -> RobotError {
         // A connection failure raised by our own connector keeps its cause in the source chain.
         if let Some(failure) = find_connect_failure(status) {
-            return failure.to_robot_error(authority, address);
+            return from_connect_failure(failure, authority, address);
         }
         let message = status.message().to_string();
         match status.code() {
@@ -213,6 +213,31 @@ fn describe_status(status: &tonic::Status) -> String {
         }
     }
     text
+}
+
+impl From<TrustConfigError> for RobotError {
+    fn from(error: TrustConfigError) -> Self {
+        RobotError::InvalidConfig { reason: error.0 }
+    }
+}
+
+fn from_connect_failure(failure: &ConnectFailure, authority: &str, address: &str) -> RobotError {
+    match failure {
+        ConnectFailure::Tcp(e) => RobotError::Unreachable {
+            address: address.to_string(),
+            authority: authority.to_string(),
+            reason: e.to_string(),
+        },
+        ConnectFailure::Tls(e) => RobotError::Tls {
+            address: address.to_string(),
+            authority: authority.to_string(),
+            reason: tls_reason(e),
+        },
+        ConnectFailure::Timeout(t) => RobotError::Timeout {
+            what: format!("connecting to {address} for {authority}"),
+            timeout: *t,
+        },
+    }
 }
 
 fn find_connect_failure(status: &tonic::Status) -> Option<&ConnectFailure> {

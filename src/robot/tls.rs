@@ -26,32 +26,36 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::error::RobotError;
-
 /// The Boston Dynamics root CA that signs every robot's gRPC certificate, from the SDK's
 /// `bosdyn/client/resources/robot.pem` (PyPI `bosdyn-client` 5.2.0; public data).
 /// Subject and issuer `C=US, O=Boston Dynamics, CN=Boston Dynamics Root CA`, RSA 4096,
 /// valid 2018-05-01 to **2029-05-01**.
 pub const BOSDYN_ROOT_CA_PEM: &[u8] = include_bytes!("bosdyn_root_ca.pem");
 
+/// The trust configuration (root CA, protocol versions) is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct TrustConfigError(pub(crate) String);
+
 /// Builds the rustls client configuration: ring provider, TLS 1.2/1.3, ALPN h2, and the
 /// CN-tolerant verifier trusting only the given root(s).
-pub(crate) fn client_config(root_ca_pem: &[u8]) -> Result<Arc<ClientConfig>, RobotError> {
+pub(crate) fn client_config(root_ca_pem: &[u8]) -> Result<Arc<ClientConfig>, TrustConfigError> {
     let mut roots = RootCertStore::empty();
     let mut count = 0usize;
     for cert in CertificateDer::pem_slice_iter(root_ca_pem) {
-        let cert = cert.map_err(|e| RobotError::InvalidConfig {
-            reason: format!("the robot root CA is not valid PEM: {e}"),
-        })?;
-        roots.add(cert).map_err(|e| RobotError::InvalidConfig {
-            reason: format!("the robot root CA certificate cannot be used as a trust anchor: {e}"),
+        let cert =
+            cert.map_err(|e| TrustConfigError(format!("the robot root CA is not valid PEM: {e}")))?;
+        roots.add(cert).map_err(|e| {
+            TrustConfigError(format!(
+                "the robot root CA certificate cannot be used as a trust anchor: {e}"
+            ))
         })?;
         count += 1;
     }
     if count == 0 {
-        return Err(RobotError::InvalidConfig {
-            reason: "the robot root CA PEM contains no CERTIFICATE block".to_string(),
-        });
+        return Err(TrustConfigError(
+            "the robot root CA PEM contains no CERTIFICATE block".to_string(),
+        ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(RobotCertVerifier {
@@ -60,9 +64,7 @@ pub(crate) fn client_config(root_ca_pem: &[u8]) -> Result<Arc<ClientConfig>, Rob
     });
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| RobotError::InvalidConfig {
-            reason: format!("TLS protocol versions: {e}"),
-        })?
+        .map_err(|e| TrustConfigError(format!("TLS protocol versions: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
@@ -204,29 +206,8 @@ impl std::error::Error for ConnectFailure {
     }
 }
 
-impl ConnectFailure {
-    pub(crate) fn to_robot_error(&self, authority: &str, address: &str) -> RobotError {
-        match self {
-            ConnectFailure::Tcp(e) => RobotError::Unreachable {
-                address: address.to_string(),
-                authority: authority.to_string(),
-                reason: e.to_string(),
-            },
-            ConnectFailure::Tls(e) => RobotError::Tls {
-                address: address.to_string(),
-                authority: authority.to_string(),
-                reason: tls_reason(e),
-            },
-            ConnectFailure::Timeout(t) => RobotError::Timeout {
-                what: format!("connecting to {address} for {authority}"),
-                timeout: *t,
-            },
-        }
-    }
-}
-
 /// A readable reason for a rustls failure wrapped in an io::Error by tokio-rustls.
-fn tls_reason(e: &std::io::Error) -> String {
+pub(crate) fn tls_reason(e: &std::io::Error) -> String {
     let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return e.to_string();
     };
@@ -326,7 +307,7 @@ mod tests {
         assert!(client_config(BOSDYN_ROOT_CA_PEM).is_ok());
         assert!(matches!(
             client_config(b"garbage"),
-            Err(RobotError::InvalidConfig { .. })
+            Err(TrustConfigError(_))
         ));
     }
 }

@@ -1,7 +1,7 @@
 //! `sensor_msgs/Image` (bgr8) serialized in place, so the pixels are never copied to build it.
 //!
 //! The decoder leaves [`prefix_len`] bytes free in front of every picture
-//! ([`crate::decoder::DecoderSettings::headroom_bytes`]); [`write_prefix`] fills them with the
+//! ([`crate::media::decoder::DecoderSettings::headroom_bytes`]); [`write_prefix`] fills them with the
 //! message's serialized fields, and the whole buffer is handed to the middleware as a serialized
 //! message. Publishing through r2r's typed API instead copied the 6 MB picture into a freshly
 //! allocated C message before the middleware serialized (copied) it again.

@@ -19,16 +19,17 @@ use r2r::std_msgs::msg::Header;
 use r2r::std_srvs::srv::Trigger;
 
 use crate::camera_info::{self, Calibration};
-use crate::decoder::{ColorSpec, DecoderSettings};
+use crate::camera_link::answerer::AnswererConfig;
+use crate::camera_link::signalling::SignallingConfig;
+use crate::media::convert::ColorSpec;
+use crate::media::decoder::DecoderSettings;
 use crate::node_params::{NodeParams, ParamError, ParamSource, ParamValue, Reliability};
 use crate::robot::{Credentials, RobotConfig, RobotError};
 use crate::shutdown::CancellationToken;
-use crate::signalling::SignallingConfig;
 use crate::stats::{Rates, bump};
 use crate::status_report::{self, DetectionSummary};
 use crate::stream::{self, InitialPtz, PrepareConfig, StreamConfig, StreamHandle, StreamState};
 use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
-use crate::webrtc_session::AnswererConfig;
 
 /// The node's name (launch files may remap it).
 pub const NODE_NAME: &str = "spot_ptz_stream";
@@ -166,6 +167,7 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
             headroom_bytes: image_cdr::prefix_len(&params.frame_id),
         },
         queue_depth: params.queue_depth,
+        max_access_unit_bytes: params.max_access_unit_bytes,
         access_unit_tap: None,
     })
 }

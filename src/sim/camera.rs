@@ -23,7 +23,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use tokio::sync::broadcast;
 
-use crate::depacketizer::nal_type;
+use crate::media::depacketizer::nal_type;
 use crate::shutdown::CancellationToken;
 use crate::sim::scene::{self, I420Frame};
 use crate::sim::state::{SimState, StreamSettings};

@@ -14,21 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::interceptor::{
-    Interceptor, Packet as InterceptorPacket, Registry, Slot, StreamInfo, TaggedPacket,
-};
+use rtc::interceptor::{Interceptor, Packet as InterceptorPacket, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
-};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use tokio::sync::{Mutex, watch};
@@ -38,13 +32,15 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 use webrtc::runtime::TokioRuntime;
 
-use crate::webrtc_session::PeerState;
+use crate::camera_link::peer::{
+    self, PeerSetupError, PeerState, StateReporter, watch_remote_close,
+};
 
 /// Payload type offered for H.264 (pm=1, 42e01f).
 const H264_PAYLOAD_TYPE: u8 = 102;
@@ -57,8 +53,6 @@ const OPUS_SILENCE_FRAME: [u8; 3] = [0xF8, 0xFF, 0xFE];
 /// Opus frame duration and its length in 48 kHz RTP ticks.
 const OPUS_FRAME_MS: u64 = 20;
 const OPUS_FRAME_TICKS: u32 = 960;
-/// How long [`OffererPeer::close`] waits for the peer connection to shut down.
-const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
 /// How long `create` waits for ICE gathering.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -86,21 +80,12 @@ impl Default for OffererConfig {
 /// Failures of the simulated camera's peer.
 #[derive(Debug, thiserror::Error)]
 pub enum OffererError {
-    /// Media engine / interceptor / track setup failed.
-    #[error(
-        "failed to configure the simulated camera's WebRTC media ({0}); this is a bug, report it"
-    )]
-    MediaSetup(String),
-    /// The peer connection could not be created.
-    #[error(
-        "failed to create the simulated camera's peer connection on UDP {addrs:?}: {reason}; check the bind addresses"
-    )]
-    PeerConnection {
-        /// Addresses to be bound.
-        addrs: Vec<String>,
-        /// Library error text.
-        reason: String,
-    },
+    /// The media engine or the peer connection could not be set up.
+    #[error(transparent)]
+    Setup(#[from] PeerSetupError),
+    /// A track could not be added.
+    #[error("failed to add the simulated camera's {0} track; this is a bug, report it")]
+    AddTrack(String),
     /// Creating or applying the offer failed.
     #[error("failed to create the simulated camera's SDP offer: {0}; retry the request")]
     Offer(String),
@@ -194,31 +179,18 @@ impl Interceptor for KeyframeRequestCounter {
 }
 
 struct Handler {
-    state_tx: watch::Sender<PeerState>,
-    gathered_tx: watch::Sender<bool>,
+    reporter: StateReporter,
     received_media_packets: Arc<AtomicU64>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        debug!(?state, "offerer ICE gathering state");
-        if state == RTCIceGatheringState::Complete {
-            self.gathered_tx.send_replace(true);
-        }
+        self.reporter.gathering(state);
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if let Some(mapped) = PeerState::from_rtc(state) {
-            info!(state = ?mapped, "simulated camera peer connection state");
-            self.state_tx.send_if_modified(|current| {
-                if *current == PeerState::Closed || *current == mapped {
-                    return false;
-                }
-                *current = mapped;
-                true
-            });
-        }
+        self.reporter.connection(state);
     }
 
     /// The real camera offers `sendrecv`, so a client may send media back (the official aiortc
@@ -372,89 +344,42 @@ impl OffererPeer {
     /// Builds the peer connection with a sendrecv H.264 (pm=1, 42e01f) video m-line and an audio
     /// m-line, waits for gathering to complete and returns the full offer SDP.
     pub async fn create(cfg: &OffererConfig) -> Result<(Self, String), OffererError> {
-        let feedback = vec![
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: String::new(),
-            },
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: "pli".to_owned(),
-            },
-            RTCPFeedback {
-                typ: "ccm".to_owned(),
-                parameter: "fir".to_owned(),
-            },
-        ];
-        let video_codec = RTCRtpCodec {
-            mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                .to_owned(),
-            rtcp_feedback: feedback,
-        };
-        let audio_codec = RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48_000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-            rtcp_feedback: vec![],
-        };
-        let mut me = MediaEngine::default();
-        me.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: video_codec.clone(),
-                payload_type: H264_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )
-        .map_err(|e| OffererError::MediaSetup(e.to_string()))?;
-        me.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: audio_codec.clone(),
-                payload_type: OPUS_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Audio,
-        )
-        .map_err(|e| OffererError::MediaSetup(e.to_string()))?;
+        let video_codec = peer::h264_codec("42e01f");
+        let audio_codec =
+            peer::audio_codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1");
+        let (me, registry) = peer::media_engine(&[
+            (video_codec.clone(), H264_PAYLOAD_TYPE, RtpCodecKind::Video),
+            (audio_codec.clone(), OPUS_PAYLOAD_TYPE, RtpCodecKind::Audio),
+        ])?;
         let mut rng = XorShift::seeded();
         let video_ssrc = rng.next_u32();
         let audio_ssrc = rng.next_u32();
         let (keyframe_tx, keyframe_rx) = watch::channel(0u64);
-        let registry = register_default_interceptors(Registry::new(), &mut me)
-            .map_err(|e| OffererError::MediaSetup(e.to_string()))?
-            .with(
-                Slot::from(14_000usize),
-                KeyframeRequestCounter {
-                    video_ssrc,
-                    count_tx: Arc::new(keyframe_tx),
-                    read_queue: VecDeque::new(),
-                    write_queue: VecDeque::new(),
-                },
-            );
+        let registry = registry.with(
+            Slot::from(14_000usize),
+            KeyframeRequestCounter {
+                video_ssrc,
+                count_tx: Arc::new(keyframe_tx),
+                read_queue: VecDeque::new(),
+                write_queue: VecDeque::new(),
+            },
+        );
 
-        let (state_tx, state_rx) = watch::channel(PeerState::New);
-        let (gathered_tx, mut gathered_rx) = watch::channel(false);
+        let (reporter, state_rx, mut gathered_rx) = StateReporter::new("simulated camera");
+        let state_tx = reporter.state_tx.clone();
         let received_media_packets = Arc::new(AtomicU64::new(0));
         let handler = Arc::new(Handler {
-            state_tx: state_tx.clone(),
-            gathered_tx,
+            reporter,
             received_media_packets: Arc::clone(&received_media_packets),
         });
-        let pc = PeerConnectionBuilder::new()
-            .with_media_engine(me)
-            .with_interceptor_registry(registry)
-            .with_runtime(Arc::new(TokioRuntime))
-            .with_handler(handler)
-            .with_udp_addrs(cfg.udp_bind_addrs.clone())
-            .build()
-            .await
-            .map_err(|e| OffererError::PeerConnection {
-                addrs: cfg.udp_bind_addrs.clone(),
-                reason: e.to_string(),
-            })?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let pc = peer::build(
+            me,
+            registry,
+            Arc::new(TokioRuntime),
+            handler,
+            &cfg.udp_bind_addrs,
+        )
+        .await?;
 
         let video_track = Arc::new(TrackLocalStaticRTP::new(local_track(
             RtpCodecKind::Video,
@@ -469,11 +394,11 @@ impl OffererPeer {
         let video_sender = pc
             .add_track(Arc::clone(&video_track) as Arc<dyn TrackLocal>)
             .await
-            .map_err(|e| OffererError::MediaSetup(e.to_string()))?;
+            .map_err(|e| OffererError::AddTrack(e.to_string()))?;
         let audio_sender = pc
             .add_track(Arc::clone(&audio_track) as Arc<dyn TrackLocal>)
             .await
-            .map_err(|e| OffererError::MediaSetup(e.to_string()))?;
+            .map_err(|e| OffererError::AddTrack(e.to_string()))?;
 
         let offer = pc
             .create_offer(None)
@@ -500,10 +425,7 @@ impl OffererPeer {
             }
         }
 
-        let watchdog = tokio::spawn(crate::webrtc_session::watch_remote_close(
-            Arc::clone(&pc),
-            state_tx.clone(),
-        ));
+        let watchdog = tokio::spawn(watch_remote_close(Arc::clone(&pc), state_tx.clone()));
         let peer = Self {
             watchdog,
             pc,
@@ -632,18 +554,7 @@ impl OffererPeer {
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
         self.abort_tasks();
-        match tokio::time::timeout(CLOSE_TIMEOUT, self.pc.close()).await {
-            Ok(Ok(())) => debug!("simulated camera peer connection closed"),
-            Ok(Err(err)) => {
-                warn!(%err, "closing the simulated camera peer connection reported an error")
-            }
-            Err(_) => warn!("closing the simulated camera peer connection timed out"),
-        }
-        self.state_tx.send_if_modified(|s| {
-            let changed = *s != PeerState::Closed;
-            *s = PeerState::Closed;
-            changed
-        });
+        peer::close("simulated camera", self.pc.as_ref(), &self.state_tx).await;
     }
 
     fn abort_tasks(&self) {
@@ -664,11 +575,6 @@ impl Drop for OffererPeer {
         if self.closed.load(Ordering::Relaxed) {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let pc = Arc::clone(&self.pc);
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, pc.close()).await;
-            });
-        }
+        peer::close_in_background("simulated camera", &self.pc);
     }
 }

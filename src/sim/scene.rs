@@ -2,9 +2,9 @@
 //!
 //! A textured "world" seen through the PTZ: pan and tilt scroll it, zoom magnifies it. A bright
 //! block crosses the view so there is motion even when the PTZ is still, the screen tints the
-//! picture, and every frame carries its number as a [`frame_tag`](crate::frame_tag).
+//! picture, and every frame carries its number as a [`frame_tag`](crate::sim::frame_tag).
 
-use crate::frame_tag;
+use crate::sim::frame_tag;
 use crate::sim::state::PtzPose;
 
 /// World pixels per degree of pan or tilt at zoom 1.

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::camera_link::answerer::PeerState;
 use crate::shutdown::CancellationToken;
 use crate::sim::camera::CameraHandle;
 use crate::sim::offerer::OffererPeer;
-use crate::webrtc_session::PeerState;
 
 /// How long an answered peer may take to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);

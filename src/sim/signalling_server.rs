@@ -108,16 +108,24 @@ impl Shared {
     }
 }
 
-async fn get_offer(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> (StatusCode, String) {
-    if shared.refusing() {
-        tracing::debug!("signalling refused (503, --refuse-signalling-secs)");
-        return (StatusCode::SERVICE_UNAVAILABLE, "camera busy".to_string());
+impl Shared {
+    /// 503 while refusing (`--refuse-signalling-secs`), 401 without a valid bearer token.
+    fn admit(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+        if self.refusing() {
+            tracing::debug!("signalling refused (503, --refuse-signalling-secs)");
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "camera busy".to_string()));
+        }
+        if !self.authorised(headers) {
+            let reason = "missing or invalid bearer token".to_string();
+            return Err((StatusCode::UNAUTHORIZED, reason));
+        }
+        Ok(())
     }
-    if !shared.authorised(&headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid bearer token".to_string(),
-        );
+}
+
+async fn get_offer(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> (StatusCode, String) {
+    if let Err(refusal) = shared.admit(&headers) {
+        return refusal;
     }
     shared.expire_pending();
     let (peer, offer_sdp) = match OffererPeer::create(&shared.config.offerer).await {
@@ -152,15 +160,8 @@ async fn post_answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    if shared.refusing() {
-        tracing::debug!("signalling refused (503, --refuse-signalling-secs)");
-        return (StatusCode::SERVICE_UNAVAILABLE, "camera busy".to_string());
-    }
-    if !shared.authorised(&headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid bearer token".to_string(),
-        );
+    if let Err(refusal) = shared.admit(&headers) {
+        return refusal;
     }
     let Ok(answer) = serde_json::from_slice::<AnswerBody>(&body) else {
         return (

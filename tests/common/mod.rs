@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spot_ptz_stream::decoder::{ColorSpec, DecoderSettings};
+use spot_ptz_stream::camera_link::answerer::AnswererConfig;
+use spot_ptz_stream::camera_link::signalling::SignallingConfig;
+use spot_ptz_stream::media::convert::ColorSpec;
+use spot_ptz_stream::media::decoder::DecoderSettings;
+use spot_ptz_stream::media::depacketizer::DEFAULT_MAX_ACCESS_UNIT_BYTES;
 use spot_ptz_stream::robot::{Credentials, RobotConfig};
-use spot_ptz_stream::signalling::SignallingConfig;
 use spot_ptz_stream::stream::{PrepareConfig, StreamConfig};
-use spot_ptz_stream::webrtc_session::AnswererConfig;
 
 pub const USERNAME: &str = "operator";
 pub const PASSWORD: &str = "correct-horse";
@@ -141,6 +143,7 @@ impl Sim {
                 headroom_bytes: 0,
             },
             queue_depth: 8,
+            max_access_unit_bytes: DEFAULT_MAX_ACCESS_UNIT_BYTES,
             access_unit_tap: None,
         }
     }

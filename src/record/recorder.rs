@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::depacketizer::AccessUnit;
-use crate::frame_queue::{Closed, DropOldestQueue};
-use crate::mp4_writer::{Mp4Error, Mp4Summary, Mp4Writer, PushOutcome, RtpTimeline};
+use crate::media::depacketizer::AccessUnit;
+use crate::media::handoff::{Closed, DropOldestQueue};
+use crate::record::mp4_writer::{Mp4Error, Mp4Summary, Mp4Writer, PushOutcome, RtpTimeline};
 
 /// Length of one MP4 fragment.
 const FRAGMENT_DURATION: Duration = Duration::from_secs(1);

@@ -19,7 +19,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
-use crate::depacketizer::nal_type;
+use crate::media::depacketizer::nal_type;
 
 /// Media timescale: the RTP clock of H.264 video.
 pub const TIMESCALE_HZ: u32 = 90_000;
@@ -46,6 +46,17 @@ pub enum Mp4Error {
     Internal(&'static str),
     #[error("a fragment of {size_bytes} bytes is too large for a 32-bit box")]
     FragmentTooLarge { size_bytes: u64 },
+    #[error(
+        "the stream's {which} is {size_bytes} bytes, more than an MP4 sample description can hold (65535); the camera's stream is not recordable as MP4"
+    )]
+    ParameterSetTooLarge {
+        which: &'static str,
+        size_bytes: usize,
+    },
+    #[error(
+        "the stream's picture size {width}x{height} does not fit an MP4 sample description (at most 65535 per side)"
+    )]
+    PictureTooLarge { width: u32, height: u32 },
 }
 
 /// What [`Mp4Writer::push`] did with an access unit.
@@ -440,6 +451,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
                 pps: pps.to_vec(),
                 info,
             };
+            params.check_sample_description()?;
             self.write_init_segment(&params)?;
             self.summary.width = info.width;
             self.summary.height = info.height;
@@ -713,6 +725,27 @@ fn build_moof(sequence_number: u32, base_decode_ticks: u64, samples: &[FinishedS
     moof
 }
 
+impl ParameterSets {
+    /// Whether `avc1`/`avcC` can describe the stream: 16-bit sizes and lengths.
+    fn check_sample_description(&self) -> Result<(), Mp4Error> {
+        for (which, nal) in [("SPS", &self.sps), ("PPS", &self.pps)] {
+            if u16::try_from(nal.len()).is_err() {
+                return Err(Mp4Error::ParameterSetTooLarge {
+                    which,
+                    size_bytes: nal.len(),
+                });
+            }
+        }
+        let (width, height) = (self.info.width, self.info.height);
+        if u16::try_from(width).is_err() || u16::try_from(height).is_err() {
+            return Err(Mp4Error::PictureTooLarge { width, height });
+        }
+        Ok(())
+    }
+}
+
+/// Writes the sample description; sizes were checked by
+/// [`ParameterSets::check_sample_description`].
 fn write_avc1(out: &mut Vec<u8>, params: &ParameterSets) {
     write_box(out, b"avc1", |b| {
         b.extend_from_slice(&[0; 6]);
@@ -736,14 +769,10 @@ fn write_avc1(out: &mut Vec<u8>, params: &ParameterSets) {
             c.push(params.info.level_idc);
             c.push(0xFF); // 4-byte NAL lengths
             c.push(0xE1); // one SPS
-            c.extend_from_slice(
-                &(params.sps.len().min(usize::from(u16::MAX)) as u16).to_be_bytes(),
-            );
+            c.extend_from_slice(&(params.sps.len() as u16).to_be_bytes());
             c.extend_from_slice(&params.sps);
             c.push(1); // one PPS
-            c.extend_from_slice(
-                &(params.pps.len().min(usize::from(u16::MAX)) as u16).to_be_bytes(),
-            );
+            c.extend_from_slice(&(params.pps.len() as u16).to_be_bytes());
             c.extend_from_slice(&params.pps);
         });
     });

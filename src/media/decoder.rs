@@ -1,4 +1,5 @@
-//! H.264 decoding (openh264) and I420 → bgr8 conversion (`yuv`), on a dedicated thread.
+//! H.264 decoding (openh264) on a dedicated thread; the pictures are converted to bgr8 with
+//! [`crate::media::convert`].
 //!
 //! The thread takes access units from one [`DropOldestQueue`] and puts decoded frames into
 //! another. It never touches the network path. When an access unit was dropped before it, or
@@ -6,7 +7,6 @@
 //! rate-limits) and skips frames that reference missing pictures until an IDR arrives or
 //! `resync_wait` passes.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,81 +14,15 @@ use std::time::{Duration, Instant};
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource as _;
-use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
-use crate::buffer_pool::BufferPool;
-use crate::depacketizer::AccessUnit;
-use crate::frame_queue::DropOldestQueue;
+use crate::media::buffer_pool::BufferPool;
+use crate::media::convert::{ColorSpec, I420Planes, i420_to_bgr8};
+use crate::media::depacketizer::AccessUnit;
+use crate::media::handoff::DropOldestQueue;
 use crate::stats::{StreamStats, bump};
 
 /// How long the decoder thread waits for input before checking again for shutdown.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Luma/chroma range of the stream (openh264 does not expose the VUI, so it is configured).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColorRange {
-    Limited,
-    Full,
-}
-
-/// YUV → RGB matrix of the stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColorMatrix {
-    Bt601,
-    Bt709,
-}
-
-/// A colour parameter had a value outside its accepted set.
-#[derive(Debug, thiserror::Error)]
-#[error("{value:?} is not one of the accepted values: {accepted}")]
-pub struct UnknownColorValue {
-    pub value: String,
-    pub accepted: &'static str,
-}
-
-impl FromStr for ColorRange {
-    type Err = UnknownColorValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "limited" => Ok(Self::Limited),
-            "full" => Ok(Self::Full),
-            _ => Err(UnknownColorValue {
-                value: s.to_string(),
-                accepted: "limited, full",
-            }),
-        }
-    }
-}
-
-impl FromStr for ColorMatrix {
-    type Err = UnknownColorValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "bt601" => Ok(Self::Bt601),
-            "bt709" => Ok(Self::Bt709),
-            _ => Err(UnknownColorValue {
-                value: s.to_string(),
-                accepted: "bt601, bt709",
-            }),
-        }
-    }
-}
-
-/// How decoded pictures are converted to bgr8.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ColorSpec {
-    pub range: ColorRange,
-    pub matrix: ColorMatrix,
-}
-
-impl Default for ColorSpec {
-    fn default() -> Self {
-        Self {
-            range: ColorRange::Limited,
-            matrix: ColorMatrix::Bt601,
-        }
-    }
-}
 
 /// One decoded picture, packed bgr8 without padding (`width * 3` bytes per row).
 #[derive(Clone, Debug)]
@@ -214,7 +148,7 @@ impl Worker {
         }
 
         let converted = match self.decoder.decode(&au.data) {
-            Ok(Some(yuv)) => I420Planes::from_decoded(&yuv).map(|planes| {
+            Ok(Some(yuv)) => planes_of(&yuv).map(|planes| {
                 let headroom = self.settings.headroom_bytes;
                 let mut buffer = self.buffers.take(headroom + planes.bgr8_len());
                 let bgr = buffer.get_mut(headroom..).unwrap_or_default();
@@ -252,66 +186,18 @@ impl Worker {
     }
 }
 
-/// The three planes of a decoded I420 picture, with their strides.
-#[derive(Clone, Copy, Debug)]
-pub struct I420Planes<'a> {
-    pub y: &'a [u8],
-    pub u: &'a [u8],
-    pub v: &'a [u8],
-    pub y_stride: u32,
-    pub u_stride: u32,
-    pub v_stride: u32,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl<'a> I420Planes<'a> {
-    /// The planes of an openh264 picture; `None` if a dimension does not fit `u32`.
-    pub fn from_decoded(yuv: &'a openh264::decoder::DecodedYUV<'a>) -> Option<Self> {
-        let (width, height) = yuv.dimensions();
-        let (y_stride, u_stride, v_stride) = yuv.strides();
-        Some(Self {
-            y: yuv.y(),
-            u: yuv.u(),
-            v: yuv.v(),
-            y_stride: u32::try_from(y_stride).ok()?,
-            u_stride: u32::try_from(u_stride).ok()?,
-            v_stride: u32::try_from(v_stride).ok()?,
-            width: u32::try_from(width).ok()?,
-            height: u32::try_from(height).ok()?,
-        })
-    }
-
-    /// Bytes of the packed bgr8 picture.
-    pub fn bgr8_len(&self) -> usize {
-        self.width as usize * self.height as usize * 3
-    }
-}
-
-/// Converts an I420 picture to packed bgr8 (`width * 3` bytes per row) in `bgr`, which must
-/// hold exactly [`I420Planes::bgr8_len`] bytes.
-pub fn i420_to_bgr8(
-    planes: &I420Planes<'_>,
-    color: ColorSpec,
-    bgr: &mut [u8],
-) -> Result<(), yuv::YuvError> {
-    let image = YuvPlanarImage {
-        y_plane: planes.y,
-        y_stride: planes.y_stride,
-        u_plane: planes.u,
-        u_stride: planes.u_stride,
-        v_plane: planes.v,
-        v_stride: planes.v_stride,
-        width: planes.width,
-        height: planes.height,
-    };
-    let range = match color.range {
-        ColorRange::Limited => YuvRange::Limited,
-        ColorRange::Full => YuvRange::Full,
-    };
-    let matrix = match color.matrix {
-        ColorMatrix::Bt601 => YuvStandardMatrix::Bt601,
-        ColorMatrix::Bt709 => YuvStandardMatrix::Bt709,
-    };
-    yuv::yuv420_to_bgr(&image, bgr, planes.width * 3, range, matrix)
+/// The planes of an openh264 picture; `None` if a dimension does not fit `u32`.
+pub fn planes_of<'a>(yuv: &'a openh264::decoder::DecodedYUV<'a>) -> Option<I420Planes<'a>> {
+    let (width, height) = yuv.dimensions();
+    let (y_stride, u_stride, v_stride) = yuv.strides();
+    Some(I420Planes {
+        y: yuv.y(),
+        u: yuv.u(),
+        v: yuv.v(),
+        y_stride: u32::try_from(y_stride).ok()?,
+        u_stride: u32::try_from(u_stride).ok()?,
+        v_stride: u32::try_from(v_stride).ok()?,
+        width: u32::try_from(width).ok()?,
+        height: u32::try_from(height).ok()?,
+    })
 }

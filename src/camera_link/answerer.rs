@@ -14,29 +14,24 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MediaEngine,
+    MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU,
 };
-use rtc::peer_connection::transport::RTCDtlsTransportState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 
-use crate::udp_runtime::UdpBufferRuntime;
-
-/// How long [`AnswererSession::close`] waits for the peer connection to shut down.
-const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
+pub use crate::camera_link::peer::PeerState;
+use crate::camera_link::peer::{self, PeerSetupError, StateReporter, watch_remote_close};
+use crate::camera_link::sdp::{media_sections, normalize_offer_directions};
+use crate::camera_link::sockets::UdpBufferRuntime;
 
 /// Configuration of the node-side answerer.
 #[derive(Clone, Debug)]
@@ -47,7 +42,7 @@ pub struct AnswererConfig {
     /// Upper bound on waiting for ICE gathering to complete before the answer is returned.
     pub ice_gather_timeout: Duration,
     /// Kernel receive buffer asked for on each UDP socket (0 = system default); see
-    /// [`crate::udp_runtime`].
+    /// [`crate::camera_link::sockets`].
     pub udp_receive_buffer_bytes: usize,
 }
 
@@ -74,56 +69,12 @@ pub struct ReceivedRtp {
     pub arrival: Instant,
 }
 
-/// Peer connection state, mirrored from the W3C `RTCPeerConnectionState`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PeerState {
-    /// Created, no connectivity attempted yet.
-    New,
-    /// ICE/DTLS in progress.
-    Connecting,
-    /// ICE and DTLS up; media can flow.
-    Connected,
-    /// Connectivity lost (no ICE consent for the disconnect timeout); may recover.
-    Disconnected,
-    /// Connectivity failed permanently; the session must be recreated.
-    Failed,
-    /// Closed locally or by the remote peer.
-    Closed,
-}
-
-impl PeerState {
-    /// Maps the library state; `None` for the library's `Unspecified`.
-    pub fn from_rtc(state: RTCPeerConnectionState) -> Option<Self> {
-        match state {
-            RTCPeerConnectionState::New => Some(Self::New),
-            RTCPeerConnectionState::Connecting => Some(Self::Connecting),
-            RTCPeerConnectionState::Connected => Some(Self::Connected),
-            RTCPeerConnectionState::Disconnected => Some(Self::Disconnected),
-            RTCPeerConnectionState::Failed => Some(Self::Failed),
-            RTCPeerConnectionState::Closed => Some(Self::Closed),
-            _ => None,
-        }
-    }
-}
-
 /// Failures of the node-side WebRTC session.
 #[derive(Debug, thiserror::Error)]
 pub enum WebRtcError {
-    /// The media engine or interceptor registry could not be configured.
-    #[error(
-        "failed to configure the WebRTC media engine ({0}); this is a programming error, report it"
-    )]
-    MediaSetup(String),
-    /// The peer connection could not be created (usually a socket bind failure).
-    #[error(
-        "failed to create the WebRTC peer connection on UDP {addrs:?}: {reason}; check that the addresses exist on this host and are not in use"
-    )]
-    PeerConnection {
-        /// The addresses that were to be bound.
-        addrs: Vec<String>,
-        /// Library error text.
-        reason: String,
-    },
+    /// The media engine or the peer connection could not be set up.
+    #[error(transparent)]
+    Setup(#[from] PeerSetupError),
     /// The camera's offer was not valid SDP or could not be applied.
     #[error(
         "the camera's SDP offer could not be applied: {0}; check the signalling payload (base64-decoded SDP expected)"
@@ -178,8 +129,7 @@ impl KeyframeRequester {
 }
 
 struct Handler {
-    state_tx: watch::Sender<PeerState>,
-    gathered_tx: watch::Sender<bool>,
+    reporter: StateReporter,
     rtp_tx: mpsc::Sender<ReceivedRtp>,
     counters: Arc<Counters>,
     video: VideoSlot,
@@ -189,28 +139,11 @@ struct Handler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        debug!(?state, "answerer ICE gathering state");
-        if state == RTCIceGatheringState::Complete {
-            self.gathered_tx.send_replace(true);
-        }
+        self.reporter.gathering(state);
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if let Some(mapped) = PeerState::from_rtc(state) {
-            match mapped {
-                PeerState::Failed => warn!("WebRTC peer connection failed"),
-                PeerState::Disconnected => warn!("WebRTC peer connection disconnected"),
-                _ => info!(state = ?mapped, "WebRTC peer connection state"),
-            }
-            self.state_tx.send_if_modified(|current| {
-                // A remote close detected by the watchdog is final.
-                if *current == PeerState::Closed || *current == mapped {
-                    return false;
-                }
-                *current = mapped;
-                true
-            });
-        }
+        self.reporter.connection(state);
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -332,65 +265,6 @@ async fn send_plis(notify: Arc<Notify>, video: VideoSlot) {
     }
 }
 
-/// How often the DTLS transport is checked for a remote `close_notify`.
-const REMOTE_CLOSE_POLL: Duration = Duration::from_millis(200);
-
-/// Publishes [`PeerState::Closed`] when the remote peer closes the DTLS transport.
-///
-/// webrtc 0.21 keeps the peer connection state `Connected` after the remote's `close_notify`
-/// (W3C counts a closed DTLS transport as connected) and only reports `Disconnected` once ICE
-/// consent expires (~5 s). The DTLS transport state does flip to `Closed` at once, so poll it.
-pub(crate) async fn watch_remote_close(
-    pc: Arc<dyn PeerConnection>,
-    state_tx: watch::Sender<PeerState>,
-) {
-    let mut ticker = tokio::time::interval(REMOTE_CLOSE_POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut transport = None;
-    loop {
-        ticker.tick().await;
-        let current = state_tx.borrow().clone();
-        match current {
-            PeerState::Closed | PeerState::Failed => return,
-            PeerState::New | PeerState::Connecting => continue,
-            PeerState::Connected | PeerState::Disconnected => {}
-        }
-        if transport.is_none() {
-            for receiver in pc.get_receivers().await {
-                if let Ok(Some(t)) = receiver.transport().await {
-                    transport = Some(t);
-                    break;
-                }
-            }
-            if transport.is_none() {
-                for sender in pc.get_senders().await {
-                    if let Ok(Some(t)) = sender.transport().await {
-                        transport = Some(t);
-                        break;
-                    }
-                }
-            }
-        }
-        let Some(t) = transport.as_ref() else {
-            continue;
-        };
-        match t.state().await {
-            Ok(RTCDtlsTransportState::Closed) => {
-                info!("the remote peer closed the connection (DTLS close_notify)");
-                state_tx.send_replace(PeerState::Closed);
-                return;
-            }
-            Ok(RTCDtlsTransportState::Failed) => {
-                warn!("the DTLS transport failed");
-                state_tx.send_replace(PeerState::Failed);
-                return;
-            }
-            Ok(_) => {}
-            Err(_) => return,
-        }
-    }
-}
-
 /// Node-side answerer session; one per camera offer.
 pub struct AnswererSession {
     pc: Arc<dyn PeerConnection>,
@@ -402,152 +276,30 @@ pub struct AnswererSession {
     closed: AtomicBool,
 }
 
-fn h264(
-    payload_type: u8,
-    profile_level_id: &str,
-    feedback: &[RTCPFeedback],
-) -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: format!(
-                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
-            ),
-            rtcp_feedback: feedback.to_vec(),
-        },
-        payload_type,
-    }
-}
-
-fn audio(
-    payload_type: u8,
-    mime: &str,
-    clock_rate: u32,
-    channels: u16,
-    fmtp: &str,
-) -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime.to_owned(),
-            clock_rate,
-            channels,
-            sdp_fmtp_line: fmtp.to_owned(),
-            rtcp_feedback: vec![],
-        },
-        payload_type,
-    }
-}
-
-fn build_media_engine() -> Result<(MediaEngine, Registry), WebRtcError> {
-    let feedback = [
-        RTCPFeedback {
-            typ: "nack".to_owned(),
-            parameter: String::new(),
-        },
-        RTCPFeedback {
-            typ: "nack".to_owned(),
-            parameter: "pli".to_owned(),
-        },
-        RTCPFeedback {
-            typ: "ccm".to_owned(),
-            parameter: "fir".to_owned(),
-        },
-    ];
-    let mut me = MediaEngine::default();
-    let codecs = [
-        (h264(102, "42e01f", &feedback), RtpCodecKind::Video),
-        (h264(104, "42001f", &feedback), RtpCodecKind::Video),
-        (h264(106, "4d001f", &feedback), RtpCodecKind::Video),
-        (h264(108, "640032", &feedback), RtpCodecKind::Video),
+/// What the answerer accepts: H.264 packetization-mode 1 in the profiles cameras offer, and the
+/// usual audio codecs (received and dropped).
+fn answer_codecs() -> Vec<(RTCRtpCodec, u8, RtpCodecKind)> {
+    vec![
+        (peer::h264_codec("42e01f"), 102, RtpCodecKind::Video),
+        (peer::h264_codec("42001f"), 104, RtpCodecKind::Video),
+        (peer::h264_codec("4d001f"), 106, RtpCodecKind::Video),
+        (peer::h264_codec("640032"), 108, RtpCodecKind::Video),
         (
-            audio(111, MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
+            peer::audio_codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
+            111,
             RtpCodecKind::Audio,
         ),
-        (audio(0, MIME_TYPE_PCMU, 8_000, 0, ""), RtpCodecKind::Audio),
-        (audio(8, MIME_TYPE_PCMA, 8_000, 0, ""), RtpCodecKind::Audio),
-    ];
-    for (codec, kind) in codecs {
-        me.register_codec(codec, kind)
-            .map_err(|e| WebRtcError::MediaSetup(e.to_string()))?;
-    }
-    let registry = register_default_interceptors(Registry::new(), &mut me)
-        .map_err(|e| WebRtcError::MediaSetup(e.to_string()))?;
-    Ok((me, registry))
-}
-
-/// Adds `a=sendrecv` to audio/video m-sections that carry no direction attribute.
-///
-/// RFC 4566 makes `sendrecv` the default, but rtc 0.21 skips m-sections without an explicit
-/// direction when it applies a remote offer, which would leave such a section unanswered.
-pub fn normalize_offer_directions(sdp: &str) -> String {
-    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
-    let mut out: Vec<String> = Vec::new();
-    let mut section: Vec<&str> = Vec::new();
-    let flush = |section: &mut Vec<&str>, out: &mut Vec<String>| {
-        if section.is_empty() {
-            return;
-        }
-        let is_av = section[0].starts_with("m=audio") || section[0].starts_with("m=video");
-        let has_dir = section.iter().any(|l| {
-            matches!(
-                l.trim_end(),
-                "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
-            )
-        });
-        out.extend(section.iter().map(|l| (*l).to_owned()));
-        if is_av && !has_dir {
-            out.push("a=sendrecv".to_owned());
-        }
-        section.clear();
-    };
-    for line in sdp.lines() {
-        if line.starts_with("m=") {
-            flush(&mut section, &mut out);
-            section.push(line);
-        } else if section.is_empty() {
-            out.push(line.to_owned());
-        } else {
-            section.push(line);
-        }
-    }
-    flush(&mut section, &mut out);
-    let mut joined = out
-        .into_iter()
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(eol);
-    joined.push_str(eol);
-    joined
-}
-
-/// Direction attribute and port of each m-section of `kind` (`"video"`/`"audio"`).
-pub fn media_sections(sdp: &str, kind: &str) -> Vec<(u16, Option<String>)> {
-    let mut result = Vec::new();
-    let mut current: Option<(u16, Option<String>)> = None;
-    for line in sdp.lines() {
-        let line = line.trim_end();
-        if let Some(rest) = line.strip_prefix("m=") {
-            if let Some(done) = current.take() {
-                result.push(done);
-            }
-            let mut parts = rest.split_whitespace();
-            if parts.next() == Some(kind) {
-                let port = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                current = Some((port, None));
-            }
-        } else if let Some((_, dir)) = current.as_mut()
-            && let Some(d) = line.strip_prefix("a=")
-            && matches!(d, "sendrecv" | "sendonly" | "recvonly" | "inactive")
-        {
-            *dir = Some(d.to_owned());
-        }
-    }
-    if let Some(done) = current.take() {
-        result.push(done);
-    }
-    result
+        (
+            peer::audio_codec(MIME_TYPE_PCMU, 8_000, 0, ""),
+            0,
+            RtpCodecKind::Audio,
+        ),
+        (
+            peer::audio_codec(MIME_TYPE_PCMA, 8_000, 0, ""),
+            8,
+            RtpCodecKind::Audio,
+        ),
+    ]
 }
 
 impl AnswererSession {
@@ -569,36 +321,21 @@ impl AnswererSession {
             ));
         }
 
-        let (me, registry) = build_media_engine()?;
-        let (state_tx, state_rx) = watch::channel(PeerState::New);
-        let (gathered_tx, mut gathered_rx) = watch::channel(false);
+        let (me, registry) = peer::media_engine(&answer_codecs())?;
+        let (reporter, state_rx, mut gathered_rx) = StateReporter::new("answerer");
+        let state_tx = reporter.state_tx.clone();
         let counters = Arc::new(Counters::default());
         let video: VideoSlot = Arc::new(StdMutex::new(None));
         let tasks = Arc::new(StdMutex::new(Vec::new()));
         let handler = Arc::new(Handler {
-            state_tx: state_tx.clone(),
-            gathered_tx,
+            reporter,
             rtp_tx,
             counters: Arc::clone(&counters),
             video: Arc::clone(&video),
             tasks: Arc::clone(&tasks),
         });
-
-        let pc = PeerConnectionBuilder::new()
-            .with_media_engine(me)
-            .with_interceptor_registry(registry)
-            .with_runtime(Arc::new(UdpBufferRuntime::new(
-                cfg.udp_receive_buffer_bytes,
-            )))
-            .with_handler(handler)
-            .with_udp_addrs(cfg.udp_bind_addrs.clone())
-            .build()
-            .await
-            .map_err(|e| WebRtcError::PeerConnection {
-                addrs: cfg.udp_bind_addrs.clone(),
-                reason: e.to_string(),
-            })?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let runtime = Arc::new(UdpBufferRuntime::new(cfg.udp_receive_buffer_bytes));
+        let pc = peer::build(me, registry, runtime, handler, &cfg.udp_bind_addrs).await?;
 
         let watchdog = tokio::spawn(watch_remote_close(Arc::clone(&pc), state_tx.clone()));
         if let Ok(mut t) = tasks.lock() {
@@ -722,16 +459,7 @@ impl AnswererSession {
     pub async fn close(self) {
         self.closed.store(true, Ordering::Relaxed);
         self.abort_tasks();
-        match tokio::time::timeout(CLOSE_TIMEOUT, self.pc.close()).await {
-            Ok(Ok(())) => debug!("answerer peer connection closed"),
-            Ok(Err(err)) => warn!(%err, "closing the answerer peer connection reported an error"),
-            Err(_) => warn!("closing the answerer peer connection timed out; abandoning it"),
-        }
-        self.state_tx.send_if_modified(|s| {
-            let changed = *s != PeerState::Closed;
-            *s = PeerState::Closed;
-            changed
-        });
+        peer::close("answerer", self.pc.as_ref(), &self.state_tx).await;
     }
 
     fn abort_tasks(&self) {
@@ -751,64 +479,13 @@ impl Drop for AnswererSession {
         if self.closed.load(Ordering::Relaxed) {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let pc = Arc::clone(&self.pc);
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, pc.close()).await;
-            });
-        } else {
-            warn!("AnswererSession dropped outside a Tokio runtime; its sockets stay open");
-        }
+        peer::close_in_background("answerer", &self.pc);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const OFFER_NO_DIRECTION: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=rtpmap:102 H264/90000\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=recvonly\r\n\
-m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n";
-
-    #[test]
-    fn missing_direction_becomes_sendrecv_only_for_media_sections() {
-        let out = normalize_offer_directions(OFFER_NO_DIRECTION);
-        assert_eq!(
-            media_sections(&out, "video"),
-            vec![(9, Some("sendrecv".to_owned()))]
-        );
-        // An explicit direction is kept, not duplicated.
-        assert_eq!(
-            media_sections(&out, "audio"),
-            vec![(9, Some("recvonly".to_owned()))]
-        );
-        assert_eq!(out.matches("a=sendrecv").count(), 1);
-        assert!(out.ends_with("\r\n"));
-        assert!(!out.contains("\r\n\r\n"));
-        // The data-channel section gets no media direction.
-        let app = out.split("m=application").nth(1).unwrap_or_default();
-        assert!(!app.contains("a=sendrecv"));
-    }
-
-    #[test]
-    fn normalizing_is_idempotent() {
-        let once = normalize_offer_directions(OFFER_NO_DIRECTION);
-        assert_eq!(normalize_offer_directions(&once), once);
-    }
-
-    #[test]
-    fn media_sections_reports_rejected_lines() {
-        let sdp = "v=0\nm=video 0 UDP/TLS/RTP/SAVPF 0\na=inactive\nm=video 9 RTP 96\na=recvonly\n";
-        assert_eq!(
-            media_sections(sdp, "video"),
-            vec![
-                (0, Some("inactive".to_owned())),
-                (9, Some("recvonly".to_owned()))
-            ]
-        );
-        assert!(media_sections(sdp, "audio").is_empty());
-    }
 
     #[tokio::test]
     async fn offer_without_video_is_rejected() {

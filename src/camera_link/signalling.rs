@@ -174,24 +174,8 @@ impl SignallingClient {
 
     /// Fetches a fresh SDP offer.
     pub async fn get_offer(&self, bearer_token: &str) -> Result<Offer, SignallingError> {
-        let response = self
-            .client
-            .get(&self.url)
-            .bearer_auth(bearer_token)
-            .send()
-            .await
-            .map_err(|source| SignallingError::Unreachable {
-                url: self.url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|source| SignallingError::Unreachable {
-                url: self.url.clone(),
-                source,
-            })?;
+        let request = self.client.get(&self.url).bearer_auth(bearer_token);
+        let (status, body) = self.send(request).await?;
         self.check_status("GET", status, &body)?;
         parse_offer(&self.url, &body)
     }
@@ -207,20 +191,28 @@ impl SignallingClient {
             "id": id,
             "sdp": base64::engine::general_purpose::STANDARD.encode(answer_sdp),
         });
-        let response = self
+        let request = self
             .client
             .post(&self.url)
             .bearer_auth(bearer_token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|source| SignallingError::Unreachable {
-                url: self.url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+            .json(&body);
+        let (status, text) = self.send(request).await?;
         self.check_status("POST", status, &text)
+    }
+
+    /// Sends a request and reads the whole response body.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, String), SignallingError> {
+        let unreachable = |source| SignallingError::Unreachable {
+            url: self.url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body = response.text().await.map_err(unreachable)?;
+        Ok((status, body))
     }
 }
 

@@ -29,6 +29,15 @@ pub mod nal_type {
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
+/// Default largest access unit (Annex-B bytes): a 4K IDR at a high bitrate stays well below.
+pub const DEFAULT_MAX_ACCESS_UNIT_BYTES: usize = 8 * 1024 * 1024;
+/// RFC 3550 appendix A.1: a forward jump up to this many packets is loss; a larger one, or a
+/// step back of more than [`MAX_MISORDER`], is a new sequence once two packets follow it in
+/// order.
+const MAX_DROPOUT: u16 = 3000;
+/// A packet up to this many behind the expected one is late (or a duplicate) and dropped.
+const MAX_MISORDER: u16 = 100;
+
 /// The RTP header fields the depacketizer needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RtpInfo {
@@ -64,12 +73,21 @@ pub struct DepacketizerCounters {
     pub frames_incomplete: u64,
     /// Frames dropped while waiting for SPS/PPS and a decodable starting frame.
     pub frames_waiting_for_keyframe: u64,
+    /// Frames dropped because they grew past the largest access unit accepted.
+    pub frames_oversized: u64,
+    /// Times the sender's sequence numbers jumped and the depacketizer followed them.
+    pub sequence_resyncs: u64,
+    /// Packets dropped as late or duplicate, or as strays after a sequence jump.
+    pub packets_discarded: u64,
 }
 
 /// RTP → access-unit assembler for one video stream.
 pub struct Depacketizer {
     keyframe_wait: Duration,
+    max_access_unit_bytes: usize,
     expected_sequence: Option<u16>,
+    /// After a jump: the sequence number that confirms the new sequence if it comes next.
+    resync_candidate: Option<u16>,
     current: Option<Frame>,
     fragment: Option<Vec<u8>>,
     sps: Option<Vec<u8>>,
@@ -92,6 +110,8 @@ struct Frame {
     has_sps: bool,
     has_pps: bool,
     has_slice: bool,
+    /// Grew past the largest access unit accepted; its data is dropped.
+    oversized: bool,
 }
 
 impl Depacketizer {
@@ -100,7 +120,9 @@ impl Depacketizer {
     pub fn new(keyframe_wait: Duration) -> Self {
         Self {
             keyframe_wait,
+            max_access_unit_bytes: DEFAULT_MAX_ACCESS_UNIT_BYTES,
             expected_sequence: None,
+            resync_candidate: None,
             current: None,
             fragment: None,
             sps: None,
@@ -113,9 +135,17 @@ impl Depacketizer {
         }
     }
 
+    /// Access units larger than `bytes` are dropped (counted in `frames_oversized`) and a
+    /// keyframe is asked for; the default is [`DEFAULT_MAX_ACCESS_UNIT_BYTES`].
+    pub fn with_max_access_unit_bytes(mut self, bytes: usize) -> Self {
+        self.max_access_unit_bytes = bytes;
+        self
+    }
+
     /// Forgets the stream (new peer connection): waits for parameter sets and a keyframe again.
     pub fn reset(&mut self) {
-        *self = Self::new(self.keyframe_wait);
+        *self =
+            Self::new(self.keyframe_wait).with_max_access_unit_bytes(self.max_access_unit_bytes);
     }
 
     /// Counters since creation or the last reset.
@@ -139,29 +169,16 @@ impl Depacketizer {
         self.counters.packets += 1;
         let mut emitted = None;
 
-        if let Some(expected) = self.expected_sequence {
-            let distance = rtp.sequence_number.wrapping_sub(expected);
-            if distance >= 0x8000 {
-                // Late or duplicate packet: its frame was already given up or emitted.
-                return None;
-            }
-            if distance > 0 {
-                self.counters.packets_lost += u64::from(distance);
-                self.mark_gap();
-            }
+        if !self.accept_sequence(rtp.sequence_number) {
+            self.counters.packets_discarded += 1;
+            return None;
         }
-        self.expected_sequence = Some(rtp.sequence_number.wrapping_add(1));
 
         if let Some(frame) = &self.current
             && frame.timestamp != rtp.timestamp
         {
             // The previous frame never saw its marker bit: its last packet was lost.
-            if let Some(frame) = self.current.take() {
-                self.counters.frames_incomplete += 1;
-                drop(frame);
-            }
-            self.fragment = None;
-            self.mark_gap();
+            self.abandon_current();
         }
         let frame = self.current.get_or_insert_with(|| Frame {
             timestamp: rtp.timestamp,
@@ -172,9 +189,18 @@ impl Depacketizer {
             has_sps: false,
             has_pps: false,
             has_slice: false,
+            oversized: false,
         });
 
-        if parse_payload(
+        let fragment_len = self.fragment.as_ref().map_or(0, Vec::len);
+        if frame.oversized {
+            // Already given up: nothing more of this frame is kept.
+        } else if frame.data.len() + fragment_len + payload.len() > self.max_access_unit_bytes {
+            frame.oversized = true;
+            frame.damaged = true;
+            frame.data = Vec::new();
+            self.fragment = None;
+        } else if parse_payload(
             payload,
             &mut self.fragment,
             frame,
@@ -196,6 +222,48 @@ impl Depacketizer {
         emitted
     }
 
+    /// RFC 3550 appendix A.1 sequence tracking: whether the packet is taken (in order, or after
+    /// a counted loss, or the second of a new sequence after a jump) or dropped (late,
+    /// duplicate, or the first after a jump).
+    fn accept_sequence(&mut self, sequence: u16) -> bool {
+        let Some(expected) = self.expected_sequence else {
+            self.expected_sequence = Some(sequence.wrapping_add(1));
+            return true;
+        };
+        let distance = sequence.wrapping_sub(expected);
+        if distance < MAX_DROPOUT {
+            if distance > 0 {
+                self.counters.packets_lost += u64::from(distance);
+                self.mark_gap();
+            }
+        } else if distance >= MAX_MISORDER.wrapping_neg() {
+            // Late or duplicate: its frame was already given up or emitted.
+            return false;
+        } else if self.resync_candidate == Some(sequence) {
+            // Two packets in order after a jump: the sender restarted its sequence.
+            self.counters.sequence_resyncs += 1;
+            self.abandon_current();
+        } else {
+            self.resync_candidate = Some(sequence.wrapping_add(1));
+            return false;
+        }
+        self.resync_candidate = None;
+        self.expected_sequence = Some(sequence.wrapping_add(1));
+        true
+    }
+
+    /// Drops the frame being assembled (counted) and marks the gap.
+    fn abandon_current(&mut self) {
+        if let Some(frame) = self.current.take() {
+            if frame.oversized {
+                self.counters.frames_oversized += 1;
+            } else {
+                self.counters.frames_incomplete += 1;
+            }
+        }
+        self.mark_gap();
+    }
+
     fn mark_gap(&mut self) {
         if let Some(frame) = &mut self.current {
             frame.damaged = true;
@@ -206,6 +274,12 @@ impl Depacketizer {
     }
 
     fn finish(&mut self, frame: Frame) -> Option<AccessUnit> {
+        if frame.oversized {
+            self.counters.frames_oversized += 1;
+            self.gap_pending = true;
+            self.keyframe_wanted = true;
+            return None;
+        }
         if frame.damaged {
             self.counters.frames_incomplete += 1;
             self.gap_pending = true;
@@ -478,6 +552,79 @@ mod tests {
         assert!(after.after_gap);
         // Late duplicate is ignored.
         assert!(d.push(rtp(7, 30, true), P, now).is_none());
+    }
+
+    /// A started stream (SPS/PPS/IDR at sequence `seq`).
+    fn started(seq: u16) -> Depacketizer {
+        let mut d = Depacketizer::new(Duration::from_secs(2));
+        d.push(rtp(seq, 0, true), &stap_a(&[SPS, PPS, IDR]), Instant::now())
+            .expect("idr");
+        assert!(d.take_keyframe_request());
+        d
+    }
+
+    #[test]
+    fn a_forward_sequence_jump_resynchronises_after_two_packets() {
+        let mut d = started(100);
+        let now = Instant::now();
+        let jump = 100u16.wrapping_add(40_000);
+        assert!(d.push(rtp(jump, 10, true), P, now).is_none(), "a stray");
+        let au = d
+            .push(rtp(jump.wrapping_add(1), 20, true), P, now)
+            .expect("the new sequence is followed at once");
+        assert!(au.after_gap);
+        assert!(d.take_keyframe_request());
+        let c = d.counters();
+        assert_eq!(
+            (c.sequence_resyncs, c.packets_discarded, c.packets_lost),
+            (1, 1, 0)
+        );
+        assert!(
+            d.push(rtp(jump.wrapping_add(2), 30, true), P, now)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_sender_restarting_its_sequence_backwards_is_followed() {
+        let mut d = started(30_000);
+        let now = Instant::now();
+        assert!(d.push(rtp(5, 10, true), P, now).is_none());
+        assert!(d.push(rtp(6, 20, true), P, now).is_some());
+        assert_eq!(d.counters().sequence_resyncs, 1);
+    }
+
+    #[test]
+    fn one_stray_packet_does_not_move_the_sequence() {
+        let mut d = started(1000);
+        let now = Instant::now();
+        assert!(d.push(rtp(50_000, 10, true), P, now).is_none());
+        assert!(d.push(rtp(1001, 20, true), P, now).is_some());
+        assert_eq!(d.counters().sequence_resyncs, 0);
+        assert_eq!(d.counters().packets_discarded, 1);
+    }
+
+    #[test]
+    fn an_access_unit_past_the_limit_is_dropped_counted_and_a_keyframe_asked_for() {
+        let mut d = Depacketizer::new(Duration::from_secs(2)).with_max_access_unit_bytes(4096);
+        let now = Instant::now();
+        d.push(rtp(1, 0, true), &stap_a(&[SPS, PPS, IDR]), now)
+            .expect("idr");
+        assert!(d.take_keyframe_request());
+        let slice: Vec<u8> = std::iter::once(0x41)
+            .chain(std::iter::repeat_n(7, 1199))
+            .collect();
+        // No marker bit: the frame would grow without end.
+        for seq in 2..2000u16 {
+            assert!(d.push(rtp(seq, 10, false), &slice, now).is_none());
+            let held = d.current.as_ref().map_or(0, |f| f.data.capacity());
+            assert!(held <= 4096 + slice.len() * 8, "{held} bytes held");
+        }
+        assert!(d.push(rtp(2000, 10, true), &slice, now).is_none());
+        assert_eq!(d.counters().frames_oversized, 1);
+        assert!(d.take_keyframe_request());
+        let next = d.push(rtp(2001, 20, true), P, now).expect("the next frame");
+        assert!(next.after_gap);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::decoder::DecodedFrame;
+use crate::media::decoder::DecodedFrame;
 
 /// A snapshot could not be written.
 #[derive(Debug, thiserror::Error)]

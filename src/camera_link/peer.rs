@@ -1,0 +1,295 @@
+//! The WebRTC peer-connection set-up shared by the node's answerer and the simulated camera
+//! (webrtc 0.21): codecs and RTCP feedback, the media engine with the default interceptors,
+//! building the peer connection, its state as a watch channel, and remote-close detection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::transport::RTCDtlsTransportState;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+use webrtc::runtime::Runtime;
+
+/// How long [`close`] waits for the peer connection to shut down.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
+/// How often [`watch_remote_close`] looks at the DTLS transport.
+const REMOTE_CLOSE_POLL: Duration = Duration::from_millis(200);
+
+/// Peer connection state, mirrored from the W3C `RTCPeerConnectionState`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Created, no connectivity attempted yet.
+    New,
+    /// ICE/DTLS in progress.
+    Connecting,
+    /// ICE and DTLS up; media can flow.
+    Connected,
+    /// Connectivity lost (no ICE consent for the disconnect timeout); may recover.
+    Disconnected,
+    /// Connectivity failed permanently; the session must be recreated.
+    Failed,
+    /// Closed locally or by the remote peer.
+    Closed,
+}
+
+impl PeerState {
+    /// Maps the library state; `None` for the library's `Unspecified`.
+    pub fn from_rtc(state: RTCPeerConnectionState) -> Option<Self> {
+        match state {
+            RTCPeerConnectionState::New => Some(Self::New),
+            RTCPeerConnectionState::Connecting => Some(Self::Connecting),
+            RTCPeerConnectionState::Connected => Some(Self::Connected),
+            RTCPeerConnectionState::Disconnected => Some(Self::Disconnected),
+            RTCPeerConnectionState::Failed => Some(Self::Failed),
+            RTCPeerConnectionState::Closed => Some(Self::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// The peer connection could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerSetupError {
+    /// The media engine or interceptor registry could not be configured.
+    #[error(
+        "failed to configure the WebRTC media engine ({0}); this is a programming error, report it"
+    )]
+    MediaSetup(String),
+    /// The peer connection could not be created (usually a socket bind failure).
+    #[error(
+        "failed to create the WebRTC peer connection on UDP {addrs:?}: {reason}; check that the addresses exist on this host and are not in use"
+    )]
+    PeerConnection {
+        /// The addresses that were to be bound.
+        addrs: Vec<String>,
+        /// Library error text.
+        reason: String,
+    },
+}
+
+/// The RTCP feedback the Spot CAM offers for H.264: generic NACK, PLI and FIR.
+pub fn h264_feedback() -> Vec<RTCPFeedback> {
+    [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+        .into_iter()
+        .map(|(typ, parameter)| RTCPFeedback {
+            typ: typ.to_owned(),
+            parameter: parameter.to_owned(),
+        })
+        .collect()
+}
+
+/// H.264, packetization-mode 1, with the given profile-level-id and [`h264_feedback`].
+pub fn h264_codec(profile_level_id: &str) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: format!(
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
+        ),
+        rtcp_feedback: h264_feedback(),
+    }
+}
+
+/// An audio codec without RTCP feedback.
+pub fn audio_codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: mime.to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// A media engine with `codecs` (codec, payload type, kind) and the library's default
+/// interceptors (NACK, RTCP reports, TWCC), returned with the registry to extend.
+pub fn media_engine(
+    codecs: &[(RTCRtpCodec, u8, RtpCodecKind)],
+) -> Result<(MediaEngine, Registry), PeerSetupError> {
+    let mut me = MediaEngine::default();
+    for (codec, payload_type, kind) in codecs {
+        let parameters = RTCRtpCodecParameters {
+            rtp_codec: codec.clone(),
+            payload_type: *payload_type,
+        };
+        me.register_codec(parameters, *kind)
+            .map_err(|e| PeerSetupError::MediaSetup(e.to_string()))?;
+    }
+    let registry = register_default_interceptors(Registry::new(), &mut me)
+        .map_err(|e| PeerSetupError::MediaSetup(e.to_string()))?;
+    Ok((me, registry))
+}
+
+/// Builds a peer connection bound to `udp_addrs`.
+pub async fn build(
+    me: MediaEngine,
+    registry: Registry,
+    runtime: Arc<dyn Runtime>,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    udp_addrs: &[String],
+) -> Result<Arc<dyn PeerConnection>, PeerSetupError> {
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .with_runtime(runtime)
+        .with_handler(handler)
+        .with_udp_addrs(udp_addrs.to_vec())
+        .build()
+        .await
+        .map_err(|e| PeerSetupError::PeerConnection {
+            addrs: udp_addrs.to_vec(),
+            reason: e.to_string(),
+        })?;
+    Ok(Arc::new(pc))
+}
+
+/// Where a peer's event handler reports ICE gathering and connection state.
+pub struct StateReporter {
+    /// Which peer, in log messages.
+    pub role: &'static str,
+    pub state_tx: watch::Sender<PeerState>,
+    pub gathered_tx: watch::Sender<bool>,
+}
+
+impl StateReporter {
+    /// A reporter with its state receiver and its "gathering complete" receiver.
+    pub fn new(role: &'static str) -> (Self, watch::Receiver<PeerState>, watch::Receiver<bool>) {
+        let (state_tx, state_rx) = watch::channel(PeerState::New);
+        let (gathered_tx, gathered_rx) = watch::channel(false);
+        let reporter = Self {
+            role,
+            state_tx,
+            gathered_tx,
+        };
+        (reporter, state_rx, gathered_rx)
+    }
+
+    /// For `PeerConnectionEventHandler::on_ice_gathering_state_change`.
+    pub fn gathering(&self, state: RTCIceGatheringState) {
+        debug!(role = self.role, ?state, "ICE gathering state");
+        if state == RTCIceGatheringState::Complete {
+            self.gathered_tx.send_replace(true);
+        }
+    }
+
+    /// For `PeerConnectionEventHandler::on_connection_state_change`. A close detected by
+    /// [`watch_remote_close`] is final.
+    pub fn connection(&self, state: RTCPeerConnectionState) {
+        let Some(mapped) = PeerState::from_rtc(state) else {
+            return;
+        };
+        match mapped {
+            PeerState::Failed => warn!(role = self.role, "WebRTC peer connection failed"),
+            PeerState::Disconnected => {
+                warn!(role = self.role, "WebRTC peer connection disconnected")
+            }
+            _ => info!(role = self.role, state = ?mapped, "WebRTC peer connection state"),
+        }
+        self.state_tx.send_if_modified(|current| {
+            if *current == PeerState::Closed || *current == mapped {
+                return false;
+            }
+            *current = mapped;
+            true
+        });
+    }
+}
+
+/// Publishes [`PeerState::Closed`] when the remote peer closes the DTLS transport.
+///
+/// webrtc 0.21 keeps the peer connection state `Connected` after the remote's `close_notify`
+/// (W3C counts a closed DTLS transport as connected) and only reports `Disconnected` once ICE
+/// consent expires (~5 s). The DTLS transport state does flip to `Closed` at once, so poll it.
+pub async fn watch_remote_close(pc: Arc<dyn PeerConnection>, state_tx: watch::Sender<PeerState>) {
+    let mut ticker = tokio::time::interval(REMOTE_CLOSE_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut transport = None;
+    loop {
+        ticker.tick().await;
+        let current = state_tx.borrow().clone();
+        match current {
+            PeerState::Closed | PeerState::Failed => return,
+            PeerState::New | PeerState::Connecting => continue,
+            PeerState::Connected | PeerState::Disconnected => {}
+        }
+        if transport.is_none() {
+            for receiver in pc.get_receivers().await {
+                if let Ok(Some(t)) = receiver.transport().await {
+                    transport = Some(t);
+                    break;
+                }
+            }
+            if transport.is_none() {
+                for sender in pc.get_senders().await {
+                    if let Ok(Some(t)) = sender.transport().await {
+                        transport = Some(t);
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(t) = transport.as_ref() else {
+            continue;
+        };
+        match t.state().await {
+            Ok(RTCDtlsTransportState::Closed) => {
+                info!("the remote peer closed the connection (DTLS close_notify)");
+                state_tx.send_replace(PeerState::Closed);
+                return;
+            }
+            Ok(RTCDtlsTransportState::Failed) => {
+                warn!("the DTLS transport failed");
+                state_tx.send_replace(PeerState::Failed);
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Closes the peer connection (the remote sees DTLS `close_notify`) within 1 s and publishes
+/// [`PeerState::Closed`].
+pub async fn close(
+    role: &'static str,
+    pc: &dyn PeerConnection,
+    state_tx: &watch::Sender<PeerState>,
+) {
+    match tokio::time::timeout(CLOSE_TIMEOUT, pc.close()).await {
+        Ok(Ok(())) => debug!(role, "peer connection closed"),
+        Ok(Err(err)) => warn!(role, %err, "closing the peer connection reported an error"),
+        Err(_) => warn!(role, "closing the peer connection timed out; abandoning it"),
+    }
+    state_tx.send_if_modified(|s| {
+        let changed = *s != PeerState::Closed;
+        *s = PeerState::Closed;
+        changed
+    });
+}
+
+/// For `Drop` of a session that was not closed: closes the peer connection in the background,
+/// so the library's driver task and sockets do not stay alive.
+pub fn close_in_background(role: &'static str, pc: &Arc<dyn PeerConnection>) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let pc = Arc::clone(pc);
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, pc.close()).await;
+        });
+    } else {
+        warn!(
+            role,
+            "a peer connection was dropped outside a Tokio runtime; its sockets stay open"
+        );
+    }
+}
