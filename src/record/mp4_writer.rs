@@ -919,6 +919,31 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_set_too_large_for_avcc_is_an_error_not_a_broken_file() {
+        let frames = encode(320, 240, 1);
+        let nals: Vec<&[u8]> = annex_b_nal_units(&frames[0].0).collect();
+        let mut oversized = Vec::new();
+        for nal in nals {
+            oversized.extend_from_slice(&[0, 0, 0, 1]);
+            oversized.extend_from_slice(nal);
+            if nal_kind(nal) == nal_type::SPS {
+                // Trailing bytes the SPS parser never reads: still a parsable SPS.
+                oversized.extend(std::iter::repeat_n(0x55, 70_000));
+            }
+        }
+        let mut writer = Mp4Writer::new(Cursor::new(Vec::new()), Duration::from_secs(1));
+        let result = writer.push(&oversized, 0, true);
+        assert!(
+            matches!(
+                result,
+                Err(Mp4Error::ParameterSetTooLarge { which: "SPS", .. })
+            ),
+            "{result:?}"
+        );
+        assert!(!writer.started());
+    }
+
+    #[test]
     fn waits_for_an_idr_then_writes_fragments_with_exact_timing() {
         let frames = encode(320, 240, 75);
         let mut writer = Mp4Writer::new(Cursor::new(Vec::new()), Duration::from_secs(1));
