@@ -254,7 +254,13 @@ impl Depacketizer {
 
     /// Drops the frame being assembled (counted) and marks the gap.
     fn abandon_current(&mut self) {
-        if let Some(frame) = self.current.take() {
+        let frame = self.current.take();
+        self.give_up(frame);
+    }
+
+    /// Counts a frame given up on (oversized, or incomplete) and marks the gap.
+    fn give_up(&mut self, frame: Option<Frame>) {
+        if let Some(frame) = frame {
             if frame.oversized {
                 self.counters.frames_oversized += 1;
             } else {
@@ -274,16 +280,8 @@ impl Depacketizer {
     }
 
     fn finish(&mut self, frame: Frame) -> Option<AccessUnit> {
-        if frame.oversized {
-            self.counters.frames_oversized += 1;
-            self.gap_pending = true;
-            self.keyframe_wanted = true;
-            return None;
-        }
         if frame.damaged {
-            self.counters.frames_incomplete += 1;
-            self.gap_pending = true;
-            self.keyframe_wanted = true;
+            self.give_up(Some(frame));
             return None;
         }
         if !frame.has_slice {
