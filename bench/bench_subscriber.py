@@ -57,6 +57,8 @@ def main():
     parser.add_argument("--out", required=True, help="directory for the output files")
     parser.add_argument("--qos-depth", type=int, default=5)
     parser.add_argument("--discovery-timeout-secs", type=float, default=30.0)
+    parser.add_argument("--without-images", action="store_true",
+                        help="subscribe only to the stats (the receiver has no image consumer)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -89,14 +91,19 @@ def main():
 
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=args.qos_depth,
                      reliability=ReliabilityPolicy.RELIABLE)
-    image_sub = node.create_subscription(Image, args.image_topic, on_image, qos)
+    image_sub = None if args.without_images else \
+        node.create_subscription(Image, args.image_topic, on_image, qos)
     if args.stats_topic:
         node.create_subscription(DiagnosticStatus, args.stats_topic, on_stats, 10)
     client = node.create_client(Trigger, args.start_service)
 
     # Wait for discovery both ways, so that the first image is not lost to matching.
     deadline = time.monotonic() + args.discovery_timeout_secs
-    while not stopping and (image_sub.get_publisher_count() == 0 or not client.service_is_ready()):
+    def discovered():
+        images_seen = image_sub is None or image_sub.get_publisher_count() > 0
+        return images_seen and client.service_is_ready()
+
+    while not stopping and not discovered():
         if time.monotonic() > deadline:
             print(f"bench_subscriber: {args.image_topic} / {args.start_service} not discovered "
                   f"within {args.discovery_timeout_secs} s", file=sys.stderr)

@@ -8,8 +8,13 @@ entries. Run by scripts/bench (which builds, installs and sets up ROS first); se
 "Performance" section for what each figure means.
 
 Receivers:
-  ours      target/release/spot_ptz_stream with config/ptz_stream.yaml (the defaults users get)
-  baseline  bench/baseline_receiver.py: aiortc + PyAV + numpy + rclpy, as the Python drivers do
+  ours           target/release/spot_ptz_stream with config/ptz_stream.yaml (the defaults users
+                 get: the libavcodec decoder)
+  ours_openh264  the same with decoder:=openh264
+  ours_unwatched the same with nobody subscribed to image_raw (only ~/stats): nothing is decoded;
+                 CPU per frame counts the frames received (from ~/stats), not images
+  baseline       bench/baseline_receiver.py: aiortc + PyAV + numpy + rclpy, as the Python
+                 drivers do
 
 Outputs in --out: results.json, results.md (tables), plot.png, and each run's raw files.
 """
@@ -29,7 +34,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-SYSTEMS = ("ours", "baseline")
+SYSTEMS = ("ours", "ours_openh264", "ours_unwatched", "baseline")
+
+
+def is_ours(system):
+    return system.startswith("ours")
 
 
 # ---------------------------------------------------------------- processes
@@ -149,8 +158,14 @@ def read_images(path):
 def read_jsonl(path):
     if not os.path.exists(path):
         return []
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                pass  # a line still being written
+    return rows
 
 
 def as_float(value):
@@ -158,6 +173,47 @@ def as_float(value):
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def progress_seen(system, path):
+    """Whether the run has begun: an image arrived, or (unwatched) frames are counted."""
+    if not os.path.exists(path):
+        return False
+    if system != "ours_unwatched":
+        return os.path.getsize(path) > 40
+    return any(int(s.get("frames_received", "0")) > 0 for s in read_jsonl(path))
+
+
+def analyse_unwatched(run_dir, samples, warmup_secs):
+    """CPU of a receiver nobody watches, per frame it received (its ~/stats)."""
+    stats = [s for s in read_jsonl(os.path.join(run_dir, "stats.jsonl"))
+             if int(s.get("frames_received", "0")) > 0]
+    result = {"images_received": 0}
+    if len(stats) < 2:
+        result["error"] = "no frames counted in ~/stats"
+        return result
+    window_start = stats[0]["receive_ns"] + int(warmup_secs * 1e9)
+    window = [s for s in stats if s["receive_ns"] >= window_start]
+    in_window = [s for s in samples if window[0]["receive_ns"] <= s[0] <= window[-1]["receive_ns"]] \
+        if len(window) >= 2 else []
+    if len(in_window) < 2:
+        result["error"] = "the run was too short to measure after the warm-up"
+        return result
+    frames = int(window[-1]["frames_received"]) - int(window[0]["frames_received"])
+    wall_secs = (window[-1]["receive_ns"] - window[0]["receive_ns"]) / 1e9
+    cpu_secs = in_window[-1][1] - in_window[0][1]
+    result["window_secs"] = round(wall_secs, 2)
+    result["fps"] = frames / wall_secs if wall_secs > 0 else None
+    result["frames_decoded"] = int(window[-1].get("frames_decoded", "0"))
+    result["cpu_percent_of_one_core"] = 100.0 * cpu_secs / wall_secs
+    if frames:
+        result["cpu_ms_per_frame"] = 1e3 * cpu_secs / frames
+    steady = in_window[len(in_window) // 2:]
+    result["rss_steady_mb"] = statistics.median(s[2] for s in steady) / 1024
+    result["rss_shared_memory_mb"] = statistics.median(s[4] for s in steady) / 1024
+    result["rss_private_steady_mb"] = result["rss_steady_mb"] - result["rss_shared_memory_mb"]
+    result["rss_peak_mb"] = max(s[3] for s in samples) / 1024
+    return result
 
 
 def analyse(run_dir, images, capture_ns, samples, warmup_secs):
@@ -233,9 +289,10 @@ def analyse(run_dir, images, capture_ns, samples, warmup_secs):
 
 def timeline(images, capture_ns, samples):
     """Per-frame glass latency and per-second CPU, relative to the first image, for the plot."""
-    if not images:
+    if not images and not samples:
         return {"latency": [], "cpu": []}
-    t0 = images[0][1]
+    # Without images (nobody watching): relative to the first CPU sample.
+    t0 = images[0][1] if images else samples[0][0]
     latency = [((r - t0) / 1e9, (r - capture_ns[n]) / 1e6) for n, r, _ in images
                if n in capture_ns]
     cpu = []
@@ -304,10 +361,12 @@ def start_simulator(args, work, bitrate_bps):
 
 def receiver_command(system, args, grpc, sdp, ca, bitrate_bps):
     ros_run = os.environ.get("ROS_RUN", "ros-run")
-    if system == "ours":
+    if is_ours(system):
+        decoder = ["-p", "decoder:=openh264"] if system == "ours_openh264" else []
         return [ros_run, os.path.join(args.bin_dir, "spot_ptz_stream"), "--ros-args",
-                "-r", "__ns:=/bench/ours", "--params-file", os.path.join(ROOT, "config",
-                                                                         "ptz_stream.yaml"),
+                "-r", f"__ns:=/bench/{system}", "--params-file", os.path.join(ROOT, "config",
+                                                                              "ptz_stream.yaml"),
+                *decoder,
                 "-p", "autostart:=false", "-p", "robot_host:=127.0.0.1",
                 "-p", f"grpc_port:={grpc}", "-p", f"sdp_port:={sdp}",
                 "-p", f"robot_ca_path:={ca}", "-p", f"camera_ca_path:={ca}",
@@ -334,10 +393,16 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
     subscriber_argv = [ros_run, os.environ.get("ROS_PYTHON", sys.executable),
                        os.path.join(ROOT, "bench", "bench_subscriber.py"),
                        "--image-topic", f"{ns}/image_raw",
-                       "--start-service", f"{ns}/{'spot_ptz_stream' if system == 'ours' else 'baseline_receiver'}/start_stream",
+                       "--start-service", f"{ns}/{'spot_ptz_stream' if is_ours(system) else 'baseline_receiver'}/start_stream",
                        "--out", run_dir]
-    if system == "ours":
+    if is_ours(system):
         subscriber_argv += ["--stats-topic", f"{ns}/spot_ptz_stream/stats"]
+    if system == "ours_unwatched":
+        subscriber_argv += ["--without-images"]
+    # What starts the measurement: the first image, or without images the first ~/stats
+    # message that counts received frames.
+    progress_path = os.path.join(run_dir, "stats.jsonl" if system == "ours_unwatched"
+                                 else "images.csv")
     subscriber = Process("subscriber", subscriber_argv, os.path.join(run_dir, "subscriber.log"))
     images_path = os.path.join(run_dir, "images.csv")
     print(f"  {system}: streaming for {args.duration_secs:.0f} s after the first image ...",
@@ -350,7 +415,7 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
             print(f"  {system}: a process ended early; see {run_dir}/*.log", file=sys.stderr)
             break
         if first_seen is None:
-            if os.path.exists(images_path) and os.path.getsize(images_path) > 40:
+            if progress_seen(system, progress_path):
                 first_seen = time.monotonic()
             elif time.monotonic() > deadline:
                 print(f"  {system}: no image within {args.first_image_timeout_secs} s; "
@@ -366,6 +431,10 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
         f.writelines(",".join(str(v) for v in sample) + "\n" for sample in sampler.samples)
     # Read once, used by both the figures and the plot.
     images, capture_ns = read_images(images_path), capture_log()
+    if system == "ours_unwatched":
+        result = analyse_unwatched(run_dir, sampler.samples, args.warmup_secs)
+        result["receiver_exit_code"] = exit_code
+        return result, timeline(images, capture_ns, sampler.samples)
     result = analyse(run_dir, images, capture_ns, sampler.samples, args.warmup_secs)
     result["receiver_exit_code"] = exit_code
     return result, timeline(images, capture_ns, sampler.samples)
@@ -433,18 +502,19 @@ def markdown(report):
         lines.append("")
         lines.append(f"#### {run['bitrate_bps'] / 1e6:g} Mbit/s")
         lines.append("")
+        ratio = "ours" in systems and "baseline" in systems
         header = "| metric | " + " | ".join(systems)
-        if len(systems) == 2:
+        if ratio:
             header += " | ours / baseline"
         lines.append(header + " |")
-        lines.append("|" + "---|" * (len(systems) + 1 + (len(systems) == 2)))
+        lines.append("|" + "---|" * (len(systems) + 1 + ratio))
         for label, key, pattern in ROWS:
             values = [run["results"][s].get(key) for s in systems]
             if all(v is None for v in values):
                 continue
             cells = [fmt(v, pattern) for v in values]
-            if len(systems) == 2:
-                a, b = values
+            if ratio:
+                a, b = run["results"]["ours"].get(key), run["results"]["baseline"].get(key)
                 cells.append(f"{a / b:.2f}" if key in RATIO_KEYS and a is not None and b
                              else "")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -467,7 +537,8 @@ def plot(report, timelines, path):
 
     runs = report["runs"]
     fig, axes = plt.subplots(2, len(runs), figsize=(6.5 * len(runs), 7), squeeze=False)
-    colours = {"ours": "tab:blue", "baseline": "tab:orange"}
+    colours = {"ours": "tab:blue", "ours_openh264": "tab:green", "ours_unwatched": "tab:grey",
+               "baseline": "tab:orange"}
     for col, run in enumerate(runs):
         top, bottom = axes[0][col], axes[1][col]
         for system, line in timelines[col].items():
@@ -501,7 +572,7 @@ def main():
     parser.add_argument("--duration-secs", type=float, default=60.0)
     parser.add_argument("--warmup-secs", type=float, default=5.0)
     parser.add_argument("--bitrates-bps", default="2000000,8000000")
-    parser.add_argument("--systems", default="ours,baseline")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=int, default=30)
@@ -512,7 +583,7 @@ def main():
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
-        parser.error(f"--systems: {unknown or 'none'}; accepted: ours, baseline")
+        parser.error(f"--systems: {unknown or 'none'}; accepted: {', '.join(SYSTEMS)}")
     try:
         bitrates = [int(b) for b in args.bitrates_bps.split(",")]
     except ValueError:

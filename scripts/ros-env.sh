@@ -66,7 +66,8 @@ fi
 # Bump when the install procedure changes; part of the install stamp.
 _ROSENV_VERSION=1
 _ROSENV_IDL_FILTER="std_msgs;builtin_interfaces;sensor_msgs;std_srvs;diagnostic_msgs;vision_msgs;geometry_msgs"
-_ROSENV_APT_PKGS="libclang-dev nasm cmake make g++ pkg-config"
+# libavcodec-dev libavformat-dev libavutil-dev: the default decoder (feature libavcodec).
+_ROSENV_APT_PKGS="libclang-dev nasm cmake make g++ pkg-config libavcodec-dev libavformat-dev libavutil-dev"
 
 # Every Python package of the venv, pinned.  "direct" = what we ask for; "transitive" = what
 # they pulled in on 2026-11 (the ROS wheels only pin ~= for their own dependencies).

@@ -79,9 +79,9 @@ pub fn parse(path: &str, yaml: &str) -> Result<Calibration, CameraInfoError> {
         3,
         4,
     )?;
-    if calibration.distortion_coefficients.data.len()
-        != calibration.distortion_coefficients.rows * calibration.distortion_coefficients.cols
-    {
+    let distortion = &calibration.distortion_coefficients;
+    // rows and cols are the file's numbers: their product may not fit.
+    if distortion.rows.checked_mul(distortion.cols) != Some(distortion.data.len()) {
         return Err(CameraInfoError::Parse {
             path: path.to_string(),
             reason: "distortion_coefficients: rows * cols differs from the number of values"

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::camera_link::answerer::DEFAULT_UDP_RECEIVE_BUFFER_BYTES;
 use crate::media::convert::{ColorMatrix, ColorRange};
+use crate::media::decoder::DecoderBackend;
 use crate::media::depacketizer::DEFAULT_MAX_ACCESS_UNIT_BYTES;
 
 /// A parameter value as ROS carries it.
@@ -104,6 +105,7 @@ pub struct NodeParams {
     pub reconnect_max: Duration,
     pub token_refresh: Duration,
     pub keyframe_wait: Duration,
+    pub decoder: DecoderBackend,
     pub color_range: ColorRange,
     pub color_matrix: ColorMatrix,
     pub udp_bind_address: String,
@@ -216,9 +218,14 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
         "Re-mint the user token this often.",
     ),
     (
+        "decoder",
+        "\"libavcodec\"",
+        "H.264 decoder: libavcodec (FFmpeg) or openh264 (no system library).",
+    ),
+    (
         "keyframe_wait_secs",
         "2.0",
-        "Wait this long for an IDR before decoding intra-refresh frames.",
+        "Wait this long for an IDR (at start; with openh264 also after a loss) before decoding intra-refresh frames.",
     ),
     (
         "color_range",
@@ -267,6 +274,35 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+type Param<T> = Result<T, ParamError>;
+
+/// A type of number parameter: its name, how its accepted values are described, and how the
+/// number is taken out of a value (the value back when it has another type).
+struct NumberKind<T> {
+    name: &'static str,
+    described: &'static str,
+    read: fn(ParamValue) -> Result<T, ParamValue>,
+}
+
+const INTEGER: NumberKind<i64> = NumberKind {
+    name: "integer",
+    described: "an integer",
+    read: |value| match value {
+        ParamValue::Integer(i) => Ok(i),
+        other => Err(other),
+    },
+};
+
+const DOUBLE: NumberKind<f64> = NumberKind {
+    name: "double",
+    described: "a number",
+    read: |value| match value {
+        ParamValue::Double(d) => Ok(d),
+        ParamValue::Integer(i) => Ok(i as f64),
+        other => Err(other),
+    },
+};
+
 struct Reader<'a> {
     source: &'a dyn ParamSource,
 }
@@ -296,50 +332,36 @@ impl Reader<'_> {
         }
     }
 
-    fn integer(
-        &self,
-        name: &'static str,
-        default: i64,
-        min: i64,
-        max: i64,
-    ) -> Result<i64, ParamError> {
-        let value = match self.source.get(name) {
-            None => default,
-            Some(ParamValue::Integer(i)) => i,
-            Some(other) => return Err(wrong_type(name, "integer", &other)),
-        };
-        if (min..=max).contains(&value) {
-            Ok(value)
-        } else {
-            Err(ParamError {
-                name,
-                problem: format!("{value} is out of range"),
-                accepted: format!("an integer from {min} to {max}"),
-            })
-        }
+    fn integer(&self, name: &'static str, default: i64, min: i64, max: i64) -> Param<i64> {
+        self.ranged(name, default, (min, max), &INTEGER)
     }
 
-    fn double(
+    /// YAML `10` for a double parameter is an integer: accepted.
+    fn double(&self, name: &'static str, default: f64, min: f64, max: f64) -> Param<f64> {
+        self.ranged(name, default, (min, max), &DOUBLE)
+    }
+
+    /// A number parameter within `min..=max` (NaN never is).
+    fn ranged<T: PartialOrd + Copy + std::fmt::Display>(
         &self,
         name: &'static str,
-        default: f64,
-        min: f64,
-        max: f64,
-    ) -> Result<f64, ParamError> {
+        default: T,
+        (min, max): (T, T),
+        kind: &NumberKind<T>,
+    ) -> Param<T> {
         let value = match self.source.get(name) {
             None => default,
-            Some(ParamValue::Double(d)) => d,
-            // YAML `10` for a double parameter is an integer: accept it.
-            Some(ParamValue::Integer(i)) => i as f64,
-            Some(other) => return Err(wrong_type(name, "double", &other)),
+            Some(value) => {
+                (kind.read)(value).map_err(|other| wrong_type(name, kind.name, &other))?
+            }
         };
-        if value.is_finite() && value >= min && value <= max {
+        if value >= min && value <= max {
             Ok(value)
         } else {
             Err(ParamError {
                 name,
                 problem: format!("{value} is out of range"),
-                accepted: format!("a number from {min} to {max}"),
+                accepted: format!("{} from {min} to {max}", kind.described),
             })
         }
     }
@@ -427,6 +449,12 @@ impl NodeParams {
         }
         let reliability: Reliability =
             r.choice("image_qos_reliability", "reliable", "reliable, best_effort")?;
+        let decoder = r.string("decoder", DecoderBackend::default_for_build().as_str())?;
+        let decoder: DecoderBackend = decoder.parse().map_err(|problem| ParamError {
+            name: "decoder",
+            problem,
+            accepted: DecoderBackend::ACCEPTED.to_string(),
+        })?;
         let color_range: ColorRange = r.choice("color_range", "limited", "limited, full")?;
         let color_matrix: ColorMatrix = r.choice("color_matrix", "bt601", "bt601, bt709")?;
         let frame_id = r.string("frame_id", "spot_cam_ptz_optical")?;
@@ -504,6 +532,7 @@ impl NodeParams {
             reconnect_max,
             token_refresh: r.seconds("token_refresh_secs", 3600.0, 10.0, 43_000.0)?,
             keyframe_wait: r.seconds("keyframe_wait_secs", 2.0, 0.0, 60.0)?,
+            decoder,
             color_range,
             color_matrix,
             udp_bind_address,

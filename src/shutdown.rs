@@ -25,3 +25,27 @@ pub fn on_terminate_signals() -> std::io::Result<CancellationToken> {
     });
     Ok(token)
 }
+
+/// How a worker thread ended when [`join_thread`] waited for it.
+#[derive(Debug)]
+pub enum ThreadEnd<T> {
+    /// It returned this.
+    Returned(T),
+    /// It panicked.
+    Panicked,
+    /// It was still running after the timeout (it is left to finish on its own).
+    StillRunning,
+}
+
+/// Waits up to `timeout` for a worker thread without blocking the async runtime.
+pub async fn join_thread<T: Send + 'static>(
+    thread: std::thread::JoinHandle<T>,
+    timeout: std::time::Duration,
+) -> ThreadEnd<T> {
+    let joined = tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || thread.join()));
+    match joined.await {
+        Ok(Ok(Ok(value))) => ThreadEnd::Returned(value),
+        Ok(Ok(Err(_)) | Err(_)) => ThreadEnd::Panicked,
+        Err(_) => ThreadEnd::StillRunning,
+    }
+}

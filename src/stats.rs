@@ -26,6 +26,10 @@ pub struct StreamStats {
     /// Times the camera's RTP sequence numbers jumped and the receiver followed them.
     pub rtp_sequence_resyncs: AtomicU64,
     pub frames_decoded: AtomicU64,
+    /// Decoded pictures not output because they may show damage (libavcodec's loss guard).
+    pub frames_withheld: AtomicU64,
+    /// Access units not decoded because nobody consumed frames (no `image_raw` subscriber).
+    pub frames_not_decoded: AtomicU64,
     pub frames_published: AtomicU64,
     /// Frames dropped by the node's bounded queues (decoder input or publisher input).
     pub frames_dropped: AtomicU64,
@@ -80,6 +84,8 @@ impl StreamStats {
             frames_oversized: load(&self.frames_oversized),
             rtp_sequence_resyncs: load(&self.rtp_sequence_resyncs),
             frames_decoded: load(&self.frames_decoded),
+            frames_withheld: load(&self.frames_withheld),
+            frames_not_decoded: load(&self.frames_not_decoded),
             frames_published: load(&self.frames_published),
             frames_dropped: load(&self.frames_dropped),
             decode_errors: load(&self.decode_errors),
@@ -114,6 +120,8 @@ pub struct StatsSnapshot {
     pub frames_oversized: u64,
     pub rtp_sequence_resyncs: u64,
     pub frames_decoded: u64,
+    pub frames_withheld: u64,
+    pub frames_not_decoded: u64,
     pub frames_published: u64,
     pub frames_dropped: u64,
     pub decode_errors: u64,

@@ -77,6 +77,11 @@ pub fn build(
         ("state", status.state.as_str().to_string()),
         ("frames_received", snapshot.frames_received.to_string()),
         ("frames_decoded", snapshot.frames_decoded.to_string()),
+        ("frames_withheld", snapshot.frames_withheld.to_string()),
+        (
+            "frames_not_decoded",
+            snapshot.frames_not_decoded.to_string(),
+        ),
         ("frames_published", snapshot.frames_published.to_string()),
         ("frames_dropped", snapshot.frames_dropped.to_string()),
         ("frames_incomplete", snapshot.frames_incomplete.to_string()),

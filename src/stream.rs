@@ -23,7 +23,7 @@ use crate::camera_link::answerer::{
 };
 use crate::camera_link::signalling::{SignallingClient, SignallingConfig, SignallingError};
 use crate::media::buffer_pool::BufferPool;
-use crate::media::decoder::{self, DecodedFrame, DecoderSettings};
+use crate::media::decoder::{self, DecodedFrame, DecoderOutput, DecoderSettings, FramesWanted};
 use crate::media::depacketizer::{AccessUnit, Depacketizer, DepacketizerCounters, RtpInfo};
 use crate::media::handoff::DropOldestQueue;
 use crate::robot::{Credentials, RobotClient, RobotConfig, RobotError, StreamParamsUpdate};
@@ -47,14 +47,8 @@ const KEYFRAME_REQUEST_MIN_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the directory is polled while the Spot CAM services are missing.
 const DIRECTORY_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The PTZ position to move to before streaming.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InitialPtz {
-    pub name: String,
-    pub pan_deg: Option<f32>,
-    pub tilt_deg: Option<f32>,
-    pub zoom: Option<f32>,
-}
+/// The PTZ position to move to before streaming; `None` axes are left where they are.
+pub type InitialPtz = crate::robot::PtzPose;
 
 /// What to configure on the camera before the first stream.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -174,6 +168,7 @@ impl StreamError {
 #[derive(Clone)]
 pub struct StreamHandle {
     wanted: watch::Sender<bool>,
+    frames_wanted: FramesWanted,
     status: watch::Receiver<StreamStatus>,
     frames: Arc<DropOldestQueue<DecodedFrame>>,
     buffers: Arc<BufferPool>,
@@ -204,6 +199,13 @@ impl StreamHandle {
     /// Watch status changes.
     pub fn subscribe_status(&self) -> watch::Receiver<StreamStatus> {
         self.status.clone()
+    }
+
+    /// Whether decoded frames are wanted (default yes). While not, access units are dropped
+    /// without decoding (counted as `frames_not_decoded`); when wanted again, decoding
+    /// restarts at the next whole picture, with a keyframe request.
+    pub fn set_frames_wanted(&self, wanted: bool) {
+        self.frames_wanted.set(wanted);
     }
 
     /// Decoded frames, oldest first; at most `queue_depth` wait.
@@ -241,8 +243,10 @@ pub fn spawn(
     // Enough spares for every queued frame, the one being decoded and the one being published.
     let buffers = Arc::new(BufferPool::new(config.queue_depth + 2));
     let stats = Arc::new(StreamStats::default());
+    let frames_wanted = FramesWanted::new(true);
     let handle = StreamHandle {
         wanted,
+        frames_wanted: frames_wanted.clone(),
         status,
         frames: frames.clone(),
         buffers: buffers.clone(),
@@ -254,6 +258,7 @@ pub fn spawn(
         wanted: wanted_rx,
         status: status_tx,
         frames: frames.clone(),
+        frames_wanted,
         buffers,
         stats,
         token_rejected: false,
@@ -280,6 +285,7 @@ struct StreamTask {
     wanted: watch::Receiver<bool>,
     status: watch::Sender<StreamStatus>,
     frames: Arc<DropOldestQueue<DecodedFrame>>,
+    frames_wanted: FramesWanted,
     buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
     /// The robot or camera refused the current token: log in again before the next attempt.
@@ -540,10 +546,13 @@ impl StreamTask {
         let decoder_thread = decoder::spawn(
             self.config.decoder,
             access_units.clone(),
-            self.frames.clone(),
-            self.buffers.clone(),
-            self.stats.clone(),
-            Box::new(move || decoder_flag.store(true, Ordering::Relaxed)),
+            DecoderOutput {
+                frames: self.frames.clone(),
+                buffers: self.buffers.clone(),
+                stats: self.stats.clone(),
+                wanted: self.frames_wanted.clone(),
+                on_keyframe_needed: Box::new(move || decoder_flag.store(true, Ordering::Relaxed)),
+            },
         )?;
         let requester = session.keyframe_requester();
         let mut depacketizer = Depacketizer::new(self.config.decoder.resync_wait)

@@ -118,14 +118,19 @@ mod tests {
         }
     }
 
+    /// A trigger on the class `person`.
+    fn person_trigger(enabled: bool, min_score: f64, timeout: Duration) -> AutoTrigger {
+        AutoTrigger::new(TriggerConfig {
+            enabled,
+            class_ids: vec!["person".into()],
+            min_score,
+            timeout,
+        })
+    }
+
     #[test]
     fn starts_on_match_and_stops_after_timeout() {
-        let mut t = AutoTrigger::new(TriggerConfig {
-            enabled: true,
-            class_ids: vec!["person".into()],
-            min_score: 0.5,
-            timeout: Duration::from_secs(2),
-        });
+        let mut t = person_trigger(true, 0.5, Duration::from_secs(2));
         let t0 = Instant::now();
         assert_eq!(t.on_detections(&[person(0.4)], t0), TriggerAction::Nothing);
         let cat = Hypothesis {
@@ -156,12 +161,7 @@ mod tests {
 
     #[test]
     fn disabled_only_counts() {
-        let mut t = AutoTrigger::new(TriggerConfig {
-            enabled: false,
-            class_ids: vec!["person".into()],
-            min_score: 0.0,
-            timeout: Duration::from_secs(1),
-        });
+        let mut t = person_trigger(false, 0.0, Duration::from_secs(1));
         assert_eq!(
             t.on_detections(&[person(1.0)], Instant::now()),
             TriggerAction::Nothing

@@ -17,7 +17,7 @@ fn a_calibration_file_is_published_in_camera_info() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("spot_cam_ptz.yaml");
     std::fs::write(&yaml, CALIBRATION).unwrap();
-    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let sim = Sim::start_640x360(&[]);
     let node = NodeLaunch::new(domain, Some(&sim))
         .param("camera_info_url", &format!("file://{}", yaml.display()))
         .start();

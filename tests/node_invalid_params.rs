@@ -39,6 +39,7 @@ fn invalid_values_name_the_parameter_and_accepted_values() {
     );
     rejected("queue_depth", "0", &["queue_depth", "from 1 to 60"]);
     rejected("color_range", "studio", &["color_range", "limited, full"]);
+    rejected("decoder", "vp8", &["decoder", "libavcodec, openh264"]);
     rejected(
         "connect_timeout_secs",
         "fast",

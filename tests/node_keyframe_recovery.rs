@@ -13,15 +13,7 @@ use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_i
 #[test]
 fn joins_a_stream_that_starts_on_a_non_idr_frame_without_periodic_idrs() {
     let domain = unique_domain_id();
-    let sim = Sim::start(&[
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--idr-interval",
-        "0",
-        "--join-mid-stream",
-    ]);
+    let sim = Sim::start_640x360(&["--idr-interval", "0", "--join-mid-stream"]);
     let node = NodeLaunch::new(domain, Some(&sim))
         // Leave the camera's IDR interval alone (0 = unchanged), so only PLIs give IDRs.
         .param("idr_interval_frames", "0")

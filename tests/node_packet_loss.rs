@@ -12,7 +12,7 @@ use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_i
 #[test]
 fn the_stream_continues_through_five_percent_loss() {
     let domain = unique_domain_id();
-    let sim = Sim::start(&["--width", "640", "--height", "360", "--loss-percent", "5"]);
+    let sim = Sim::start_640x360(&["--loss-percent", "5"]);
     let node = NodeLaunch::new(domain, Some(&sim)).start();
     let images = subscribe("image", "image_raw", 60, domain);
     let mut stats = StatsWatcher::start(domain);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::node::{NodeLaunch, PyProcess, unique_domain_id};
+use common::node::{NodeLaunch, subscribe, unique_domain_id};
 
 #[test]
 fn yaml_parameters_are_applied_and_stats_reach_an_rclpy_subscriber() {
@@ -23,26 +23,7 @@ fn yaml_parameters_are_applied_and_stats_reach_an_rclpy_subscriber() {
     launch.params_file = Some(yaml);
     let node = launch.start();
 
-    let listener = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "/spot_ptz_stream/stats",
-            "--type",
-            "diagnostic_status",
-            "--count",
-            "5",
-            "--timeout",
-            "30",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
-    assert!(
-        listener.next_json(Duration::from_secs(30)).is_some(),
-        "subscriber did not start"
-    );
+    let listener = subscribe("diagnostic_status", "/spot_ptz_stream/stats", 5, domain);
     let mut statuses = Vec::new();
     while let Some(status) = listener.next_json(Duration::from_secs(30)) {
         statuses.push(status);
@@ -73,23 +54,7 @@ fn the_shipped_yaml_file_is_valid() {
     let node = NodeLaunch::new(domain, None)
         .param("autostart", "false")
         .start();
-    let listener = PyProcess::start(
-        "subscriber.py",
-        &[
-            "--topic",
-            "/diagnostics",
-            "--type",
-            "diagnostic_array",
-            "--count",
-            "1",
-            "--timeout",
-            "30",
-            "--reliability",
-            "reliable",
-        ],
-        domain,
-    );
-    listener.next_json(Duration::from_secs(30));
+    let listener = subscribe("diagnostic_array", "/diagnostics", 1, domain);
     let array = listener.next_json(Duration::from_secs(30));
     assert!(
         array.is_some(),

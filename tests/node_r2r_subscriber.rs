@@ -17,7 +17,7 @@ fn an_r2r_subscriber_receives_images_and_camera_info() {
     let domain = unique_domain_id();
     // The only test in this binary: no other thread reads the environment concurrently.
     unsafe { std::env::set_var("ROS_DOMAIN_ID", domain.to_string()) };
-    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let sim = Sim::start_640x360(&[]);
     let node_process = NodeLaunch::new(domain, Some(&sim)).start();
 
     let ctx = r2r::Context::create().expect("ROS context");

@@ -12,14 +12,7 @@ use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_i
 #[test]
 fn frames_resume_within_three_seconds_after_the_camera_drops_the_connection() {
     let domain = unique_domain_id();
-    let sim = Sim::start(&[
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--drop-after-secs",
-        "3",
-    ]);
+    let sim = Sim::start_640x360(&["--drop-after-secs", "3"]);
     let node = NodeLaunch::new(domain, Some(&sim)).start();
     let images = subscribe("image", "image_raw", 100000, domain);
     let mut stats = StatsWatcher::start(domain);
@@ -56,16 +49,10 @@ fn frames_resume_within_three_seconds_after_the_camera_drops_the_connection() {
 #[test]
 fn signalling_refused_with_503_backs_off_then_streams() {
     let domain = unique_domain_id();
-    let sim = Sim::start(&[
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--refuse-signalling-secs",
-        "3",
-    ]);
+    let sim = Sim::start_640x360(&["--refuse-signalling-secs", "3"]);
     let node = NodeLaunch::new(domain, Some(&sim)).start();
     let mut stats = StatsWatcher::start(domain);
+    let _viewer = subscribe("image", "image_raw", 1_000_000, domain);
     let refused = stats
         .wait_for(Duration::from_secs(20), |s| {
             s["values"]["last_error"]

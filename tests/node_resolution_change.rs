@@ -14,13 +14,7 @@ use spot_ptz_stream::robot::{Credentials, RobotClient, SPOT_CAM_SERVICES};
 fn a_new_size_is_published_after_the_screen_changes() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let domain = unique_domain_id();
-    let sim = Sim::start(&[
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--resize-on-screen-change",
-    ]);
+    let sim = Sim::start_640x360(&["--resize-on-screen-change"]);
     let node = NodeLaunch::new(domain, Some(&sim)).start();
     let images = subscribe("image", "image_raw", 100000, domain);
     let first = images

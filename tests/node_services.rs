@@ -7,12 +7,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Sim;
-use common::node::{NodeLaunch, PyProcess, StatsWatcher, call_trigger, counter, unique_domain_id};
+use common::node::{
+    NodeLaunch, PyProcess, StatsWatcher, call_trigger, counter, subscribe, unique_domain_id,
+};
 
 #[test]
 fn start_and_stop_services_are_idempotent() {
     let domain = unique_domain_id();
-    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let sim = Sim::start_640x360(&[]);
     let node = NodeLaunch::new(domain, Some(&sim))
         .param("autostart", "false")
         .start();
@@ -25,6 +27,8 @@ fn start_and_stop_services_are_idempotent() {
     );
     assert_eq!(counter(stopped.as_ref().unwrap(), "frames_published"), 0);
 
+    // Somebody watches (the node decodes only for image subscribers).
+    let _viewer = subscribe("image", "image_raw", 1_000_000, domain);
     let called = Instant::now();
     let started = call_trigger("/spot_ptz_stream/start_stream", domain);
     assert_eq!(started["success"], true, "{started}");
@@ -83,7 +87,7 @@ fn start_and_stop_services_are_idempotent() {
 #[test]
 fn detections_start_the_stream_and_its_absence_stops_it() {
     let domain = unique_domain_id();
-    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let sim = Sim::start_640x360(&[]);
     let node = NodeLaunch::new(domain, Some(&sim))
         .param("autostart", "false")
         .param("auto_trigger", "true")
@@ -140,6 +144,7 @@ fn detections_start_the_stream_and_its_absence_stops_it() {
         });
     assert_eq!(counted["values"]["state"], "stopped", "{counted}");
 
+    let _viewer = subscribe("image", "image_raw", 1_000_000, domain);
     let people = PyProcess::start(
         "publish_detections.py",
         &[

@@ -19,7 +19,7 @@ fn wait_for_stats(domain: u32) {
 
 fn exits_cleanly_on(signal: &str, streaming: bool) {
     let domain = unique_domain_id();
-    let sim = streaming.then(|| Sim::start(&["--width", "640", "--height", "360"]));
+    let sim = streaming.then(|| Sim::start_640x360(&[]));
     let mut node = NodeLaunch::new(domain, sim.as_ref()).start();
     wait_for_stats(domain);
     let sent = Instant::now();
@@ -68,7 +68,7 @@ fn sigterm_while_streaming() {
 #[test]
 fn sigterm_in_the_middle_of_a_negotiation() {
     let domain = unique_domain_id();
-    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let sim = Sim::start_640x360(&[]);
     let mut node = NodeLaunch::new(domain, Some(&sim)).start();
     // Signal as soon as the node starts WebRTC signalling, before it is connected.
     let deadline = Instant::now() + Duration::from_secs(30);

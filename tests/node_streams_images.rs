@@ -1,4 +1,5 @@
-//! End to end: spot_cam_sim → spot_ptz_stream → rclpy subscribers in other processes.
+//! End to end: spot_cam_sim → spot_ptz_stream → rclpy subscribers in other processes, with
+//! each decoder.
 //! Encoding, size, stamps, frame numbers (loss < 1 %), and camera_info headers equal to the
 //! images'.
 #![cfg(feature = "ros")]
@@ -14,7 +15,7 @@ use common::node::{NodeLaunch, PyProcess, StatsWatcher, counter, unique_domain_i
 /// Frames received before the loss measurement starts.
 const WARM_UP_FRAMES: usize = 10;
 
-fn streams_at(width: u32, height: u32, frames: usize) {
+fn streams_at(width: u32, height: u32, frames: usize, decoder: &str) {
     let domain = unique_domain_id();
     let sim = Sim::start(&[
         "--width",
@@ -26,6 +27,7 @@ fn streams_at(width: u32, height: u32, frames: usize) {
     ]);
     let node = NodeLaunch::new(domain, Some(&sim))
         .param("frame_id", "test_ptz_optical")
+        .param("decoder", decoder)
         // A consumer that wants every frame keeps a few in the reliable writer's history; with
         // the default depth 1 a busy Python reader loses frames inside DDS, not in the node.
         .param("image_qos_depth", "5")
@@ -151,9 +153,16 @@ fn streams_at(width: u32, height: u32, frames: usize) {
     );
 }
 
-// One test, so the two heavy runs do not share the machine's two cores.
+// One test, so the heavy runs do not share the machine's two cores: the default decoder
+// (libavcodec where built in) at 720p and 1080p, then the openh264 fallback.
 #[test]
-fn streams_720p_then_1080p() {
-    streams_at(1280, 720, 120);
-    streams_at(1920, 1080, 90);
+fn streams_720p_then_1080p_with_each_decoder() {
+    let default = if cfg!(feature = "libavcodec") {
+        "libavcodec"
+    } else {
+        "openh264"
+    };
+    streams_at(1280, 720, 120, default);
+    streams_at(1920, 1080, 90, default);
+    streams_at(1280, 720, 60, "openh264");
 }

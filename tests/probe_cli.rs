@@ -13,7 +13,7 @@ fn probe(sim: &Sim, password: &str, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_short_run_reports_frames_and_succeeds() {
-    let sim = Sim::start(&["--width", "640", "--height", "360"]);
+    let sim = Sim::start_640x360(&[]);
     let output = probe(&sim, PASSWORD, &["--duration", "3", "--no-display"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

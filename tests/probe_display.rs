@@ -147,7 +147,7 @@ fn display_opens_a_window_showing_the_live_stream() {
         eprintln!("skipping: Xvfb is not installed (source scripts/test-deps.sh installs it)");
         return;
     };
-    let sim = Sim::start(&["--width", "640", "--height", "360", "--fps", "30"]);
+    let sim = Sim::start_640x360(&["--fps", "30"]);
     let mut child = probe_command(&sim, &["--duration", "0", "--display"])
         .env("DISPLAY", &xvfb.display)
         .stdout(Stdio::piped())

@@ -20,7 +20,7 @@ const HEIGHT: u32 = 360;
 const FPS: f64 = 30.0;
 
 fn start_sim() -> Sim {
-    Sim::start(&["--width", "640", "--height", "360", "--fps", "30"])
+    Sim::start_640x360(&["--fps", "30"])
 }
 
 fn probe_command(sim: &Sim, extra: &[&str]) -> Command {

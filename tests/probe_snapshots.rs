@@ -36,7 +36,7 @@ fn read_png_as_bgr(path: &Path) -> (u32, u32, Vec<u8>) {
 
 #[test]
 fn snapshots_are_pngs_whose_frame_numbers_decode() {
-    let sim = Sim::start(&["--width", "640", "--height", "360", "--fps", "30"]);
+    let sim = Sim::start_640x360(&["--fps", "30"]);
     let dir = tempfile::tempdir().expect("temp dir");
     let snapshots = dir.path().join("snaps");
     let output = probe(

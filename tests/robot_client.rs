@@ -213,6 +213,17 @@ fn with_bearer<T>(message: T, bearer: Option<&str>) -> tonic::Request<T> {
     request
 }
 
+/// The SDK's login call: user and password, `Bearer None` before there is a token.
+fn login_request() -> tonic::Request<pb::GetAuthTokenRequest> {
+    let request = pb::GetAuthTokenRequest {
+        header: request_header(),
+        username: USER.to_string(),
+        password: PASSWORD.to_string(),
+        ..Default::default()
+    };
+    with_bearer(request, Some("Bearer None"))
+}
+
 #[tokio::test]
 async fn login_refresh_and_token_handling() {
     let sim = start_sim(SimSetup::default()).await;
@@ -635,15 +646,7 @@ async fn raw_calls_need_a_valid_bearer_token() {
     // A service the directory does not list at this authority: the proxy's 404.
     let mut auth_on_api = pb::auth_service_client::AuthServiceClient::new(api);
     let status = auth_on_api
-        .get_auth_token(with_bearer(
-            pb::GetAuthTokenRequest {
-                header: request_header(),
-                username: USER.to_string(),
-                password: PASSWORD.to_string(),
-                ..Default::default()
-            },
-            Some("Bearer None"),
-        ))
+        .get_auth_token(login_request())
         .await
         .expect_err("auth is not on api.spot.robot");
     assert_eq!(status.code(), tonic::Code::Cancelled);
@@ -652,15 +655,7 @@ async fn raw_calls_need_a_valid_bearer_token() {
     // :authority must match the TLS SNI.
     let mismatched = raw_channel(&sim, "api.spot.robot", "auth.spot.robot");
     let status = pb::auth_service_client::AuthServiceClient::new(mismatched)
-        .get_auth_token(with_bearer(
-            pb::GetAuthTokenRequest {
-                header: request_header(),
-                username: USER.to_string(),
-                password: PASSWORD.to_string(),
-                ..Default::default()
-            },
-            Some("Bearer None"),
-        ))
+        .get_auth_token(login_request())
         .await
         .expect_err("misdirected");
     assert!(status.message().starts_with("421"), "{}", status.message());
@@ -675,15 +670,7 @@ async fn auth_accepts_bearer_none_over_san_certificates() {
     .await;
     let auth = raw_channel(&sim, "auth.spot.robot", "auth.spot.robot");
     let response = pb::auth_service_client::AuthServiceClient::new(auth)
-        .get_auth_token(with_bearer(
-            pb::GetAuthTokenRequest {
-                header: request_header(),
-                username: USER.to_string(),
-                password: PASSWORD.to_string(),
-                ..Default::default()
-            },
-            Some("Bearer None"),
-        ))
+        .get_auth_token(login_request())
         .await
         .expect("auth call")
         .into_inner();

@@ -160,21 +160,10 @@ async fn an_answered_id_cannot_be_reused_and_refusal_answers_503() {
             .await
             .unwrap();
     let body = serde_json::json!({"id": offer.id, "sdp": base64::engine::general_purpose::STANDARD.encode(&answer)});
-    let first = http
-        .post(url(&sim))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let post_answer = || http.post(url(&sim)).bearer_auth(&token).json(&body).send();
+    let first = post_answer().await.unwrap();
     assert_eq!(first.status(), 200);
-    let again = http
-        .post(url(&sim))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let again = post_answer().await.unwrap();
     assert_eq!(again.status(), 404, "a used id must not be accepted twice");
     session.close().await;
 

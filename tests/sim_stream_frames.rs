@@ -13,7 +13,7 @@ use spot_ptz_stream::stream;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_decode_in_order_with_frame_numbers() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Sim::start(&["--width", "640", "--height", "360", "--fps", "30"]);
+    let sim = Sim::start_640x360(&["--fps", "30"]);
     let shutdown = CancellationToken::new();
     let mut config = sim.stream_config();
     // Re-mint often enough to see it happen during the test.

@@ -1,10 +1,9 @@
-//! Arbitrary bodies of the camera's signalling answer: parse errors, never panics.
+//! The camera's signalling answer body (see ../harness/offer.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../harness/offer.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(body) = std::str::from_utf8(data) {
-        let _ = spot_ptz_stream::camera_link::signalling::parse_offer("https://fuzz/h264.sdp", body);
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::run(data);
 });

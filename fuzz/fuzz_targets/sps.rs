@@ -1,9 +1,9 @@
-//! Arbitrary SPS NAL units (from the camera's stream) into the MP4 writer's SPS parser.
+//! H.264 syntax (SPS, PPS ids, slice starts, Annex-B) from the camera (see ../harness/sps.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../harness/sps.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = spot_ptz_stream::record::mp4_writer::parse_sps(data);
-    let _ = spot_ptz_stream::record::mp4_writer::annex_b_nal_units(data).count();
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::run(data);
 });

@@ -21,12 +21,12 @@ use clap::Parser;
 use spot_ptz_stream::camera_link::answerer::{AnswererConfig, DEFAULT_UDP_RECEIVE_BUFFER_BYTES};
 use spot_ptz_stream::camera_link::signalling::SignallingConfig;
 use spot_ptz_stream::media::convert::ColorSpec;
-use spot_ptz_stream::media::decoder::DecoderSettings;
+use spot_ptz_stream::media::decoder::{DecoderBackend, DecoderSettings};
 use spot_ptz_stream::media::depacketizer::DEFAULT_MAX_ACCESS_UNIT_BYTES;
 use spot_ptz_stream::probe::{self, ProbeOptions};
 use spot_ptz_stream::robot::{Credentials, RobotConfig, default_client_name};
-use spot_ptz_stream::shutdown;
 use spot_ptz_stream::stream::{PrepareConfig, StreamConfig};
+use spot_ptz_stream::{logging, shutdown};
 
 /// Test the Spot CAM WebRTC stream from this computer, without ROS.
 #[derive(Debug, Parser)]
@@ -64,6 +64,9 @@ struct Args {
     /// Local address for the WebRTC UDP sockets.
     #[arg(long, default_value = "0.0.0.0")]
     udp_bind_address: IpAddr,
+    /// H.264 decoder: libavcodec (FFmpeg, the default when built in) or openh264.
+    #[arg(long, value_parser = parse_decoder)]
+    decoder: Option<DecoderBackend>,
     /// Kernel receive buffer for each WebRTC UDP socket, bytes (0 = system default; the
     /// kernel caps it at net.core.rmem_max).
     #[arg(long, default_value_t = DEFAULT_UDP_RECEIVE_BUFFER_BYTES)]
@@ -83,6 +86,12 @@ struct Args {
     /// Run headless (the default).
     #[arg(long, overrides_with = "display")]
     no_display: bool,
+}
+
+fn parse_decoder(value: &str) -> Result<DecoderBackend, String> {
+    value
+        .parse()
+        .map_err(|problem| format!("{problem} (accepted: {})", DecoderBackend::ACCEPTED))
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -131,6 +140,9 @@ fn config(args: &Args) -> anyhow::Result<StreamConfig> {
         reconnect_max: Duration::from_secs(5),
         token_refresh_interval: Duration::from_secs(3600),
         decoder: DecoderSettings {
+            backend: args
+                .decoder
+                .unwrap_or_else(DecoderBackend::default_for_build),
             color: ColorSpec::default(),
             resync_wait: Duration::from_secs(2),
             headroom_bytes: 0,
@@ -174,13 +186,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init_stderr("RUST_LOG", "warn");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let runtime = match tokio::runtime::Runtime::new() {

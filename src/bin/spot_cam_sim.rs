@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use spot_ptz_stream::shutdown;
 use spot_ptz_stream::sim::simulator::{self, SimConfig};
+use spot_ptz_stream::{logging, shutdown};
 
 /// A simulated Spot robot and Spot CAM (gRPC/TLS, HTTPS signalling, WebRTC H.264).
 #[derive(Debug, Parser)]
@@ -138,13 +138,7 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init_stderr("RUST_LOG", "info");
     // One crypto provider for TLS everywhere (gRPC, HTTPS, DTLS use ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
 

@@ -6,15 +6,13 @@
 use std::process::ExitCode;
 
 use spot_ptz_stream::ros::{self, logging::RosLogLayer};
-use spot_ptz_stream::shutdown;
+use spot_ptz_stream::{logging, shutdown};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPOT_PTZ_STREAM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::registry()
-        .with(filter)
+        .with(logging::filter("SPOT_PTZ_STREAM_LOG", "info"))
         .with(RosLogLayer::new(ros::NODE_NAME))
         .init();
     // One TLS crypto provider (ring) for gRPC, HTTPS and DTLS.

@@ -23,13 +23,12 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
 pub use crate::camera_link::peer::PeerState;
-use crate::camera_link::peer::{self, PeerSetupError, StateReporter, watch_remote_close};
+use crate::camera_link::peer::{
+    self, PeerSetupError, StateReporter, TrackHandler, watch_remote_close,
+};
 use crate::camera_link::sdp::{media_sections, normalize_offer_directions};
 use crate::camera_link::sockets::UdpBufferRuntime;
 
@@ -98,7 +97,7 @@ pub enum WebRtcError {
     },
     /// The generated answer would make us send media, which we must never do.
     #[error(
-        "the generated answer would send video back to the camera (direction {0}); this is a bug in the answerer, report it"
+        "the answer to the camera's offer would send video back to the camera (direction {0}), so it was not sent; the offer's video section has conflicting or unusual directions: report the offer (RUST_LOG=debug shows it) with the camera's firmware version"
     )]
     WouldSendVideo(String),
 }
@@ -128,8 +127,8 @@ impl KeyframeRequester {
     }
 }
 
-struct Handler {
-    reporter: StateReporter,
+/// Hands the video track's packets to the stream task; drains audio.
+struct TrackReceiver {
     rtp_tx: mpsc::Sender<ReceivedRtp>,
     counters: Arc<Counters>,
     video: VideoSlot,
@@ -137,15 +136,7 @@ struct Handler {
 }
 
 #[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.reporter.gathering(state);
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.reporter.connection(state);
-    }
-
+impl TrackHandler for TrackReceiver {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let kind = track.kind().await;
         let ssrc = track.ssrcs().await.first().copied();
@@ -278,7 +269,7 @@ pub struct AnswererSession {
 
 /// What the answerer accepts: H.264 packetization-mode 1 in the profiles cameras offer, and the
 /// usual audio codecs (received and dropped).
-fn answer_codecs() -> Vec<(RTCRtpCodec, u8, RtpCodecKind)> {
+pub fn answer_codecs() -> Vec<(RTCRtpCodec, u8, RtpCodecKind)> {
     vec![
         (peer::h264_codec("42e01f"), 102, RtpCodecKind::Video),
         (peer::h264_codec("42001f"), 104, RtpCodecKind::Video),
@@ -327,15 +318,14 @@ impl AnswererSession {
         let counters = Arc::new(Counters::default());
         let video: VideoSlot = Arc::new(StdMutex::new(None));
         let tasks = Arc::new(StdMutex::new(Vec::new()));
-        let handler = Arc::new(Handler {
-            reporter,
+        let tracks = TrackReceiver {
             rtp_tx,
             counters: Arc::clone(&counters),
             video: Arc::clone(&video),
             tasks: Arc::clone(&tasks),
-        });
+        };
         let runtime = Arc::new(UdpBufferRuntime::new(cfg.udp_receive_buffer_bytes));
-        let pc = peer::build(me, registry, runtime, handler, &cfg.udp_bind_addrs).await?;
+        let pc = peer::build(me, registry, runtime, reporter, tracks, &cfg.udp_bind_addrs).await?;
 
         let watchdog = tokio::spawn(watch_remote_close(Arc::clone(&pc), state_tx.clone()));
         if let Ok(mut t) = tasks.lock() {
@@ -472,14 +462,9 @@ impl AnswererSession {
 }
 
 impl Drop for AnswererSession {
-    /// A session dropped without [`close`](AnswererSession::close) would leave the library's
-    /// driver task and sockets alive; close it in the background instead.
     fn drop(&mut self) {
         self.abort_tasks();
-        if self.closed.load(Ordering::Relaxed) {
-            return;
-        }
-        peer::close_in_background("answerer", &self.pc);
+        peer::close_unless_closed("answerer", &self.pc, &self.closed);
     }
 }
 

@@ -3,6 +3,7 @@
 //! building the peer connection, its state as a watch channel, and remote-close detection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rtc::interceptor::Registry;
@@ -14,6 +15,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
     RTCPeerConnectionState,
@@ -131,19 +133,56 @@ pub fn media_engine(
     Ok((me, registry))
 }
 
-/// Builds a peer connection bound to `udp_addrs`.
+/// What a peer does with the remote tracks it gets; its other events go to a
+/// [`StateReporter`].
+#[async_trait::async_trait]
+pub trait TrackHandler: Send + Sync + 'static {
+    async fn on_track(&self, track: Arc<dyn TrackRemote>);
+}
+
+/// No media wanted: remote tracks are ignored (for peers that only negotiate, as the fuzz
+/// harness of the camera's offer does).
+#[async_trait::async_trait]
+impl TrackHandler for () {
+    async fn on_track(&self, _track: Arc<dyn TrackRemote>) {}
+}
+
+/// A peer's event handler: ICE gathering and connection state to the reporter, remote tracks
+/// to the peer's [`TrackHandler`].
+struct Events<T> {
+    reporter: StateReporter,
+    tracks: T,
+}
+
+#[async_trait::async_trait]
+impl<T: TrackHandler> PeerConnectionEventHandler for Events<T> {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        self.reporter.gathering(state);
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.reporter.connection(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        self.tracks.on_track(track).await;
+    }
+}
+
+/// Builds a peer connection bound to `udp_addrs` whose events go to `reporter` and `tracks`.
 pub async fn build(
     me: MediaEngine,
     registry: Registry,
     runtime: Arc<dyn Runtime>,
-    handler: Arc<dyn PeerConnectionEventHandler>,
+    reporter: StateReporter,
+    tracks: impl TrackHandler,
     udp_addrs: &[String],
 ) -> Result<Arc<dyn PeerConnection>, PeerSetupError> {
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(me)
         .with_interceptor_registry(registry)
         .with_runtime(runtime)
-        .with_handler(handler)
+        .with_handler(Arc::new(Events { reporter, tracks }))
         .with_udp_addrs(udp_addrs.to_vec())
         .build()
         .await
@@ -278,9 +317,12 @@ pub async fn close(
     });
 }
 
-/// For `Drop` of a session that was not closed: closes the peer connection in the background,
-/// so the library's driver task and sockets do not stay alive.
-pub fn close_in_background(role: &'static str, pc: &Arc<dyn PeerConnection>) {
+/// For a session's `Drop`: a peer connection that [`close`] did not close (`closed` false)
+/// would leave the library's driver task and sockets alive, so it is closed in the background.
+pub fn close_unless_closed(role: &'static str, pc: &Arc<dyn PeerConnection>, closed: &AtomicBool) {
+    if closed.load(Ordering::Relaxed) {
+        return;
+    }
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let pc = Arc::clone(pc);
         runtime.spawn(async move {

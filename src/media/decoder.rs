@@ -1,13 +1,22 @@
-//! H.264 decoding (openh264) on a dedicated thread; the pictures are converted to bgr8 with
-//! [`crate::media::convert`].
+//! H.264 decoding on a dedicated thread, with FFmpeg's libavcodec (the default, feature
+//! `libavcodec`) or openh264 (no system library needed); the pictures are converted to bgr8
+//! with [`crate::media::convert`].
 //!
 //! The thread takes access units from one [`DropOldestQueue`] and puts decoded frames into
-//! another. It never touches the network path. When an access unit was dropped before it, or
-//! the decoder reports an error, it asks for a keyframe (through a callback the caller
-//! rate-limits) and skips frames that reference missing pictures until an IDR arrives or
-//! `resync_wait` passes.
+//! another. It never touches the network path. Loss (an access unit dropped before it, a gap
+//! the depacketizer saw, a decode error) makes it ask for a keyframe through a callback the
+//! caller rate-limits, and no picture that may show the damage is output:
+//!
+//! - libavcodec: [`crate::media::libavcodec`]'s loss guard withholds pictures until the next
+//!   IDR or completed intra-refresh recovery point;
+//! - openh264: access units are skipped until an IDR arrives or `resync_wait` passes.
+//!
+//! While nobody consumes frames ([`FramesWanted`] false), access units are dropped without
+//! decoding; when a consumer returns, decoding restarts at the next whole picture.
 
+use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,10 +28,76 @@ use crate::media::buffer_pool::BufferPool;
 use crate::media::convert::{ColorSpec, I420Planes, i420_to_bgr8};
 use crate::media::depacketizer::AccessUnit;
 use crate::media::handoff::DropOldestQueue;
+#[cfg(feature = "libavcodec")]
+use crate::media::libavcodec::{Decoded, LibavcodecDecoder, LibavcodecError};
 use crate::stats::{StreamStats, bump};
 
 /// How long the decoder thread waits for input before checking again for shutdown.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Which H.264 decoder the thread uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecoderBackend {
+    /// FFmpeg's libavcodec (needs the `libavcodec` feature and the system library).
+    Libavcodec,
+    /// openh264, compiled in.
+    Openh264,
+}
+
+impl DecoderBackend {
+    /// The accepted names, for messages.
+    pub const ACCEPTED: &'static str = "libavcodec, openh264";
+
+    /// libavcodec when this build has it, else openh264.
+    pub fn default_for_build() -> Self {
+        if cfg!(feature = "libavcodec") {
+            Self::Libavcodec
+        } else {
+            Self::Openh264
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Libavcodec => "libavcodec",
+            Self::Openh264 => "openh264",
+        }
+    }
+}
+
+impl FromStr for DecoderBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "libavcodec" if cfg!(feature = "libavcodec") => Ok(Self::Libavcodec),
+            "libavcodec" => Err(
+                "this build has no libavcodec (built without the `libavcodec` feature); use openh264"
+                    .to_string(),
+            ),
+            "openh264" => Ok(Self::Openh264),
+            other => Err(format!("{other:?} is not a decoder")),
+        }
+    }
+}
+
+/// Whether anybody consumes decoded frames (e.g. the node's `image_raw` has subscribers).
+/// Shared between the consumer, which sets it, and the decoder thread.
+#[derive(Clone, Debug)]
+pub struct FramesWanted(Arc<AtomicBool>);
+
+impl FramesWanted {
+    pub fn new(wanted: bool) -> Self {
+        Self(Arc::new(AtomicBool::new(wanted)))
+    }
+
+    pub fn set(&self, wanted: bool) {
+        self.0.store(wanted, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// One decoded picture, packed bgr8 without padding (`width * 3` bytes per row).
 #[derive(Clone, Debug)]
@@ -51,6 +126,9 @@ impl DecodedFrame {
 pub enum DecoderError {
     #[error("could not create the openh264 decoder: {0}")]
     Create(String),
+    #[cfg(feature = "libavcodec")]
+    #[error(transparent)]
+    Libavcodec(#[from] LibavcodecError),
     #[error("could not start the decoder thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -58,36 +136,43 @@ pub enum DecoderError {
 /// Settings of the decoder thread.
 #[derive(Clone, Copy, Debug)]
 pub struct DecoderSettings {
+    pub backend: DecoderBackend,
     pub color: ColorSpec,
-    /// After a gap, skip frames until an IDR for at most this long, then decode anyway.
+    /// openh264: after a gap, skip frames until an IDR for at most this long, then decode
+    /// anyway. (libavcodec waits for an IDR or a completed recovery point, however long.)
     pub resync_wait: Duration,
     /// Bytes left free before the pixels of every [`DecodedFrame`] (0 for none).
     pub headroom_bytes: usize,
 }
 
-/// Starts the decoder thread. It ends when `input` is closed and drained. Pixel buffers come
-/// from `buffers` (give them back there once a frame is consumed).
+/// Where the decoder thread's frames go, and what it tells its owner.
+pub struct DecoderOutput {
+    pub frames: Arc<DropOldestQueue<DecodedFrame>>,
+    /// Pixel buffers come from here (give them back once a frame is consumed).
+    pub buffers: Arc<BufferPool>,
+    pub stats: Arc<StreamStats>,
+    /// Whether to decode at all.
+    pub wanted: FramesWanted,
+    /// Asks the camera for a keyframe; the caller rate-limits it.
+    pub on_keyframe_needed: Box<dyn Fn() + Send>,
+}
+
+/// Starts the decoder thread. It ends when `input` is closed and drained.
 pub fn spawn(
     settings: DecoderSettings,
     input: Arc<DropOldestQueue<AccessUnit>>,
-    output: Arc<DropOldestQueue<DecodedFrame>>,
-    buffers: Arc<BufferPool>,
-    stats: Arc<StreamStats>,
-    on_keyframe_needed: Box<dyn Fn() + Send>,
+    output: DecoderOutput,
 ) -> Result<JoinHandle<()>, DecoderError> {
-    let decoder = new_decoder()?;
+    let backend = Backend::new(settings.backend)?;
     std::thread::Builder::new()
         .name("h264-decode".to_string())
         .spawn(move || {
             let mut worker = Worker {
                 settings,
-                decoder,
+                backend,
                 output,
-                buffers,
-                stats,
-                on_keyframe_needed,
                 input_drops_seen: 0,
-                resync_since: None,
+                idle: false,
             };
             while let Ok(next) = input.pop_blocking(POLL_INTERVAL) {
                 if let Some(au) = next {
@@ -109,67 +194,148 @@ pub fn new_decoder() -> Result<Decoder, DecoderError> {
     .map_err(|e| DecoderError::Create(e.to_string()))
 }
 
+/// The decoder the thread runs, with the state its loss handling needs.
+enum Backend {
+    Openh264 {
+        decoder: Box<Decoder>,
+        /// Set while skipping frames after a gap, waiting for an IDR.
+        resync_since: Option<Instant>,
+    },
+    #[cfg(feature = "libavcodec")]
+    Libavcodec(Box<LibavcodecDecoder>),
+}
+
+impl Backend {
+    fn new(kind: DecoderBackend) -> Result<Self, DecoderError> {
+        match kind {
+            DecoderBackend::Openh264 => Ok(Self::Openh264 {
+                decoder: Box::new(new_decoder()?),
+                resync_since: None,
+            }),
+            #[cfg(feature = "libavcodec")]
+            DecoderBackend::Libavcodec => Ok(Self::Libavcodec(Box::new(LibavcodecDecoder::new()?))),
+            #[cfg(not(feature = "libavcodec"))]
+            DecoderBackend::Libavcodec => Err(DecoderError::Create(
+                "this build has no libavcodec; set decoder to openh264".to_string(),
+            )),
+        }
+    }
+}
+
+/// What decoding one access unit gave.
+enum Outcome {
+    /// A picture converted into this buffer.
+    Frame {
+        buffer: Vec<u8>,
+        width: u32,
+        height: u32,
+    },
+    /// No picture (parameter sets only, or waiting for a decodable start).
+    Nothing,
+    /// A picture that may show damage was not output (libavcodec's loss guard).
+    #[cfg_attr(not(feature = "libavcodec"), allow(dead_code))]
+    Withheld,
+    /// The decoder or the conversion failed; already logged.
+    Failed,
+}
+
 struct Worker {
     settings: DecoderSettings,
-    decoder: Decoder,
-    output: Arc<DropOldestQueue<DecodedFrame>>,
-    buffers: Arc<BufferPool>,
-    stats: Arc<StreamStats>,
-    on_keyframe_needed: Box<dyn Fn() + Send>,
+    backend: Backend,
+    output: DecoderOutput,
     input_drops_seen: u64,
-    /// Set while skipping frames after a gap, waiting for an IDR.
-    resync_since: Option<Instant>,
+    /// Access units were dropped undecoded because nobody wanted frames.
+    idle: bool,
 }
 
 impl Worker {
-    fn start_resync(&mut self, now: Instant) {
-        if self.resync_since.is_none() {
-            self.resync_since = Some(now);
-        }
-        (self.on_keyframe_needed)();
-    }
-
     fn handle(&mut self, au: AccessUnit, input_drops: u64) {
         let now = Instant::now();
-        if input_drops != self.input_drops_seen {
-            // Access units were dropped before this one: its references may be gone.
-            self.input_drops_seen = input_drops;
-            self.start_resync(now);
-        }
-        if au.after_gap && !au.is_idr {
-            self.start_resync(now);
-        }
-        if let Some(since) = self.resync_since {
-            if au.is_idr || now.duration_since(since) >= self.settings.resync_wait {
-                self.resync_since = None;
-            } else {
-                return;
-            }
-        }
-
-        let converted = match self.decoder.decode(&au.data) {
-            Ok(Some(yuv)) => planes_of(&yuv).map(|planes| {
-                let headroom = self.settings.headroom_bytes;
-                let mut buffer = self.buffers.take(headroom + planes.bgr8_len());
-                let bgr = buffer.get_mut(headroom..).unwrap_or_default();
-                let result = i420_to_bgr8(&planes, self.settings.color, bgr);
-                (result, buffer, planes.width, planes.height)
-            }),
-            Ok(None) => return,
-            Err(error) => {
-                bump(&self.stats.decode_errors);
-                tracing::debug!(%error, "H.264 decode error; asking for a keyframe");
-                self.start_resync(now);
-                return;
-            }
-        };
-        let Some((Ok(()), buffer, width, height)) = converted else {
-            bump(&self.stats.decode_errors);
-            tracing::debug!("the decoded picture could not be converted to bgr8");
+        if !self.output.wanted.get() {
+            bump(&self.output.stats.frames_not_decoded);
+            self.idle = true;
             return;
+        }
+        // Access units dropped before this one (by the queue, or by the depacketizer after a
+        // packet loss): its references may be gone.
+        let mut lost = input_drops != self.input_drops_seen || au.after_gap;
+        self.input_drops_seen = input_drops;
+        if self.idle {
+            // A consumer came back: start again from the next whole picture.
+            self.idle = false;
+            self.restart();
+            lost = true;
+        }
+        let outcome = match &mut self.backend {
+            Backend::Openh264 {
+                decoder,
+                resync_since,
+            } => {
+                if lost && !au.is_idr {
+                    resync_since.get_or_insert(now);
+                    (self.output.on_keyframe_needed)();
+                }
+                if let Some(since) = *resync_since {
+                    if au.is_idr || now.duration_since(since) >= self.settings.resync_wait {
+                        *resync_since = None;
+                    } else {
+                        return;
+                    }
+                }
+                let decoded = decoder.decode(&au.data);
+                match decoded {
+                    Ok(Some(yuv)) => match planes_of(&yuv) {
+                        Some(planes) => convert(&self.settings, &self.output, &planes),
+                        None => Outcome::Failed,
+                    },
+                    Ok(None) => Outcome::Nothing,
+                    Err(error) => {
+                        tracing::debug!(%error, "H.264 decode error; asking for a keyframe");
+                        resync_since.get_or_insert(now);
+                        (self.output.on_keyframe_needed)();
+                        Outcome::Failed
+                    }
+                }
+            }
+            #[cfg(feature = "libavcodec")]
+            Backend::Libavcodec(decoder) => {
+                if lost {
+                    decoder.notify_loss();
+                }
+                let outcome = match decoder.decode(&au.data) {
+                    Ok(Decoded::Picture(planes)) => convert(&self.settings, &self.output, &planes),
+                    Ok(Decoded::Nothing) => Outcome::Nothing,
+                    Ok(Decoded::Withheld) => Outcome::Withheld,
+                    Err(error) => {
+                        tracing::debug!(%error, "H.264 decode error");
+                        Outcome::Failed
+                    }
+                };
+                if decoder.awaiting_recovery() {
+                    (self.output.on_keyframe_needed)();
+                }
+                outcome
+            }
         };
-        bump(&self.stats.frames_decoded);
-        self.stats.record_frame_size(width, height);
+        let stats = &self.output.stats;
+        let (buffer, width, height) = match outcome {
+            Outcome::Frame {
+                buffer,
+                width,
+                height,
+            } => (buffer, width, height),
+            Outcome::Nothing => return,
+            Outcome::Withheld => {
+                bump(&stats.frames_withheld);
+                return;
+            }
+            Outcome::Failed => {
+                bump(&stats.decode_errors);
+                return;
+            }
+        };
+        bump(&stats.frames_decoded);
+        stats.record_frame_size(width, height);
         let frame = DecodedFrame {
             buffer,
             headroom: self.settings.headroom_bytes,
@@ -179,9 +345,40 @@ impl Worker {
             first_arrival: au.first_arrival,
             decoded_at: Instant::now(),
         };
-        if self.output.push(frame) {
-            bump(&self.stats.frames_dropped);
+        if self.output.frames.push(frame) {
+            bump(&stats.frames_dropped);
             tracing::debug!("the consumer is behind: dropped the oldest decoded frame");
+        }
+    }
+
+    /// Forgets the decoder's state and waits for the next whole picture.
+    fn restart(&mut self) {
+        match &mut self.backend {
+            Backend::Openh264 { resync_since, .. } => {
+                *resync_since = Some(Instant::now());
+            }
+            #[cfg(feature = "libavcodec")]
+            Backend::Libavcodec(decoder) => decoder.notify_loss(),
+        }
+        (self.output.on_keyframe_needed)();
+    }
+}
+
+/// Converts a decoded picture to bgr8 into a pooled buffer with the consumer's headroom.
+fn convert(settings: &DecoderSettings, output: &DecoderOutput, planes: &I420Planes<'_>) -> Outcome {
+    let headroom = settings.headroom_bytes;
+    let mut buffer = output.buffers.take(headroom + planes.bgr8_len());
+    let bgr = buffer.get_mut(headroom..).unwrap_or_default();
+    match i420_to_bgr8(planes, settings.color, bgr) {
+        Ok(()) => Outcome::Frame {
+            buffer,
+            width: planes.width,
+            height: planes.height,
+        },
+        Err(error) => {
+            tracing::debug!(%error, "the decoded picture could not be converted to bgr8");
+            output.buffers.give_back(buffer);
+            Outcome::Failed
         }
     }
 }

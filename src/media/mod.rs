@@ -1,11 +1,18 @@
 //! The media path: RTP packets in, bgr8 pictures out.
 //!
 //! [`depacketizer`] turns RTP into Annex-B access units, [`decoder`] decodes them on its own
-//! thread, [`convert`] turns the decoded I420 planes into bgr8, [`handoff`] holds the bounded
-//! drop-oldest queues between the stages, and [`buffer_pool`] recycles the pixel buffers.
+//! thread (FFmpeg's libavcodec through `libavcodec`, or openh264), [`convert`] turns the
+//! decoded I420 planes into bgr8, [`h264`] reads the bitstream syntax they need, [`handoff`]
+//! holds the bounded drop-oldest queues between the stages, and [`buffer_pool`] recycles the
+//! pixel buffers.
 
 pub mod buffer_pool;
 pub mod convert;
 pub mod decoder;
 pub mod depacketizer;
+pub mod h264;
 pub mod handoff;
+#[cfg(feature = "libavcodec")]
+pub mod libavcodec;
+#[cfg(test)]
+pub(crate) mod test_stream;

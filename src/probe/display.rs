@@ -11,7 +11,7 @@ use minifb::{ScaleMode, Window, WindowOptions};
 use super::overlay::{bgr_to_0rgb, draw_overlay};
 use crate::media::decoder::DecodedFrame;
 use crate::media::handoff::DropOldestQueue;
-use crate::shutdown::CancellationToken;
+use crate::shutdown::{self, CancellationToken, ThreadEnd};
 use crate::stats::{Rates, StatsSnapshot};
 use crate::stream::StreamHandle;
 
@@ -56,13 +56,8 @@ impl Display {
     /// Closes the window and waits briefly for its thread.
     pub async fn stop(self) {
         self.frames.close();
-        let thread = self.thread;
-        let joined = tokio::time::timeout(
-            STOP_TIMEOUT,
-            tokio::task::spawn_blocking(move || thread.join()),
-        )
-        .await;
-        if !matches!(joined, Ok(Ok(Ok(())))) {
+        let end = shutdown::join_thread(self.thread, STOP_TIMEOUT).await;
+        if !matches!(end, ThreadEnd::Returned(())) {
             tracing::warn!("the display thread did not stop cleanly");
         }
     }

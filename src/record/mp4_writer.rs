@@ -20,6 +20,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
 use crate::media::depacketizer::nal_type;
+use crate::media::h264::{H264SyntaxError, SpsInfo, annex_b_nal_units, nal_kind, parse_sps};
 
 /// Media timescale: the RTP clock of H.264 video.
 pub const TIMESCALE_HZ: u32 = 90_000;
@@ -41,7 +42,7 @@ pub enum Mp4Error {
     #[error("the first sample must be an IDR access unit carrying SPS and PPS")]
     MissingParameterSets,
     #[error("the SPS could not be parsed: {0}")]
-    BadSps(&'static str),
+    BadSps(#[from] H264SyntaxError),
     #[error("internal error of the MP4 writer: {0}")]
     Internal(&'static str),
     #[error("a fragment of {size_bytes} bytes is too large for a 32-bit box")]
@@ -137,226 +138,6 @@ impl RtpTimeline {
 fn duration_to_ticks(duration: Duration) -> u64 {
     let ticks = duration.as_nanos() * u128::from(TIMESCALE_HZ) / 1_000_000_000;
     u64::try_from(ticks).unwrap_or(u64::MAX)
-}
-
-/// Width and height in pixels (after cropping) and the avcC profile fields of an SPS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpsInfo {
-    pub width: u32,
-    pub height: u32,
-    pub profile_idc: u8,
-    pub constraint_flags: u8,
-    pub level_idc: u8,
-}
-
-/// Parses the fields of an SPS NAL unit (with its one-byte header) the container needs.
-pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, Mp4Error> {
-    let rbsp = unescape_rbsp(nal.get(1..).unwrap_or_default());
-    let mut r = BitReader::new(&rbsp);
-    let profile_idc = r.bits(8)? as u8;
-    let constraint_flags = r.bits(8)? as u8;
-    let level_idc = r.bits(8)? as u8;
-    r.ue()?; // seq_parameter_set_id
-    let mut chroma_format_idc = 1;
-    let mut separate_colour_plane = false;
-    if matches!(
-        profile_idc,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    ) {
-        chroma_format_idc = r.ue()?;
-        if chroma_format_idc == 3 {
-            separate_colour_plane = r.bit()?;
-        }
-        r.ue()?; // bit_depth_luma_minus8
-        r.ue()?; // bit_depth_chroma_minus8
-        r.bit()?; // qpprime_y_zero_transform_bypass_flag
-        if r.bit()? {
-            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
-            for i in 0..lists {
-                if r.bit()? {
-                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
-                }
-            }
-        }
-    }
-    r.ue()?; // log2_max_frame_num_minus4
-    match r.ue()? {
-        0 => {
-            r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
-        }
-        1 => {
-            r.bit()?; // delta_pic_order_always_zero_flag
-            r.se()?; // offset_for_non_ref_pic
-            r.se()?; // offset_for_top_to_bottom_field
-            let cycle = r.ue()?;
-            if cycle > 255 {
-                return Err(Mp4Error::BadSps(
-                    "num_ref_frames_in_pic_order_cnt_cycle > 255",
-                ));
-            }
-            for _ in 0..cycle {
-                r.se()?;
-            }
-        }
-        _ => {}
-    }
-    r.ue()?; // max_num_ref_frames
-    r.bit()?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = r.ue()?.saturating_add(1);
-    let height_map_units = r.ue()?.saturating_add(1);
-    let frame_mbs_only = r.bit()?;
-    if !frame_mbs_only {
-        r.bit()?; // mb_adaptive_frame_field_flag
-    }
-    r.bit()?; // direct_8x8_inference_flag
-    let (mut crop_left, mut crop_right, mut crop_top, mut crop_bottom) = (0, 0, 0, 0);
-    if r.bit()? {
-        crop_left = r.ue()?;
-        crop_right = r.ue()?;
-        crop_top = r.ue()?;
-        crop_bottom = r.ue()?;
-    }
-    let chroma_array_type = if separate_colour_plane {
-        0
-    } else {
-        chroma_format_idc
-    };
-    let (sub_width, sub_height) = match chroma_array_type {
-        1 => (2, 2),
-        2 => (2, 1),
-        _ => (1, 1),
-    };
-    let field_factor = if frame_mbs_only { 1 } else { 2 };
-    let (crop_unit_x, crop_unit_y) = if chroma_array_type == 0 {
-        (1, field_factor)
-    } else {
-        (sub_width, sub_height * field_factor)
-    };
-    let full_width = u64::from(width_mbs) * 16;
-    let full_height = u64::from(height_map_units) * 16 * field_factor;
-    let crop_x = (u64::from(crop_left) + u64::from(crop_right)) * crop_unit_x;
-    let crop_y = (u64::from(crop_top) + u64::from(crop_bottom)) * crop_unit_y;
-    let width = full_width
-        .checked_sub(crop_x)
-        .and_then(|w| u32::try_from(w).ok())
-        .filter(|w| (1..=u32::from(u16::MAX)).contains(w))
-        .ok_or(Mp4Error::BadSps("width out of range"))?;
-    let height = full_height
-        .checked_sub(crop_y)
-        .and_then(|h| u32::try_from(h).ok())
-        .filter(|h| (1..=u32::from(u16::MAX)).contains(h))
-        .ok_or(Mp4Error::BadSps("height out of range"))?;
-    Ok(SpsInfo {
-        width,
-        height,
-        profile_idc,
-        constraint_flags,
-        level_idc,
-    })
-}
-
-fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), Mp4Error> {
-    let (mut last, mut next) = (8i64, 8i64);
-    for _ in 0..size {
-        if next != 0 {
-            let delta = r.se()?;
-            next = (last + delta).rem_euclid(256);
-        }
-        if next != 0 {
-            last = next;
-        }
-    }
-    Ok(())
-}
-
-/// Removes emulation-prevention bytes (`00 00 03` → `00 00`).
-fn unescape_rbsp(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut zeros = 0;
-    for &byte in data {
-        if zeros >= 2 && byte == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if byte == 0 { zeros + 1 } else { 0 };
-        out.push(byte);
-    }
-    out
-}
-
-struct BitReader<'a> {
-    data: &'a [u8],
-    pos_bits: usize,
-}
-
-impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self { data, pos_bits: 0 }
-    }
-
-    fn bit(&mut self) -> Result<bool, Mp4Error> {
-        let byte = self
-            .data
-            .get(self.pos_bits / 8)
-            .ok_or(Mp4Error::BadSps("truncated"))?;
-        let bit = (byte >> (7 - self.pos_bits % 8)) & 1;
-        self.pos_bits += 1;
-        Ok(bit == 1)
-    }
-
-    fn bits(&mut self, count: u32) -> Result<u32, Mp4Error> {
-        let mut value = 0u32;
-        for _ in 0..count.min(32) {
-            value = (value << 1) | u32::from(self.bit()?);
-        }
-        Ok(value)
-    }
-
-    /// Unsigned Exp-Golomb.
-    fn ue(&mut self) -> Result<u32, Mp4Error> {
-        let mut zeros = 0;
-        while !self.bit()? {
-            zeros += 1;
-            if zeros > 31 {
-                return Err(Mp4Error::BadSps("Exp-Golomb code too long"));
-            }
-        }
-        let rest = self.bits(zeros)?;
-        Ok(((1u64 << zeros) - 1 + u64::from(rest)).min(u64::from(u32::MAX)) as u32)
-    }
-
-    /// Signed Exp-Golomb.
-    fn se(&mut self) -> Result<i64, Mp4Error> {
-        let k = i64::from(self.ue()?);
-        Ok(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
-    }
-}
-
-/// The NAL units of an Annex-B buffer, without start codes and trailing zero bytes.
-pub fn annex_b_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = data;
-    std::iter::from_fn(move || {
-        loop {
-            let start = find_start_code(rest)?;
-            rest = rest.get(start + 3..)?;
-            let end = find_start_code(rest).unwrap_or(rest.len());
-            let (nal, tail) = rest.split_at(end);
-            rest = tail;
-            let trimmed_len = nal.len() - nal.iter().rev().take_while(|&&b| b == 0).count();
-            if trimmed_len > 0 {
-                return Some(&nal[..trimmed_len]);
-            }
-        }
-    })
-}
-
-/// Offset of the next `00 00 01`.
-fn find_start_code(data: &[u8]) -> Option<usize> {
-    data.windows(3).position(|w| w == [0, 0, 1])
-}
-
-fn nal_kind(nal: &[u8]) -> u8 {
-    nal.first().map_or(0, |h| h & 0x1F)
 }
 
 struct ParameterSets {
@@ -844,37 +625,11 @@ fn find_box(data: &[u8], kind: &[u8; 4]) -> Option<usize> {
 mod tests {
     use std::io::Cursor;
 
-    use openh264::OpenH264API;
-    use openh264::encoder::{Encoder, EncoderConfig, FrameType};
-    use openh264::formats::YUVSlices;
+    use crate::media::h264::unescape_rbsp;
+
+    use crate::media::test_stream::encode;
 
     use super::*;
-
-    /// Encodes `frames` grey pictures with a moving bar; returns (annex_b, is_idr) per frame.
-    fn encode(width: usize, height: usize, frames: usize) -> Vec<(Vec<u8>, bool)> {
-        let mut encoder =
-            Encoder::with_api_config(OpenH264API::from_source(), EncoderConfig::new()).unwrap();
-        let mut y = vec![128u8; width * height];
-        let uv = vec![128u8; width * height / 4];
-        (0..frames)
-            .map(|i| {
-                y.iter_mut().enumerate().for_each(|(p, v)| {
-                    *v = if (p % width + i * 8) % 64 < 8 {
-                        235
-                    } else {
-                        60
-                    }
-                });
-                let src = YUVSlices::new(
-                    (&y, &uv, &uv),
-                    (width, height),
-                    (width, width / 2, width / 2),
-                );
-                let bits = encoder.encode(&src).unwrap();
-                (bits.to_vec(), bits.frame_type() == FrameType::IDR)
-            })
-            .collect()
-    }
 
     fn boxes(data: &[u8]) -> Vec<String> {
         let mut out = Vec::new();

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::media::depacketizer::AccessUnit;
 use crate::media::handoff::{Closed, DropOldestQueue};
 use crate::record::mp4_writer::{Mp4Error, Mp4Summary, Mp4Writer, PushOutcome, RtpTimeline};
+use crate::shutdown::{self, ThreadEnd};
 
 /// Length of one MP4 fragment.
 const FRAGMENT_DURATION: Duration = Duration::from_secs(1);
@@ -90,16 +91,10 @@ impl Recorder {
     /// Closes the tap, lets the thread write what is queued and finish the file.
     pub async fn finish(self) -> Result<RecordingReport, RecorderError> {
         self.tap.close();
-        let thread = self.thread;
-        let joined = tokio::time::timeout(
-            STOP_TIMEOUT,
-            tokio::task::spawn_blocking(move || thread.join()),
-        )
-        .await;
-        match joined {
-            Ok(Ok(Ok(result))) => result,
-            Ok(Ok(Err(_)) | Err(_)) => Err(RecorderError::Panicked),
-            Err(_) => Err(RecorderError::Timeout {
+        match shutdown::join_thread(self.thread, STOP_TIMEOUT).await {
+            ThreadEnd::Returned(result) => result,
+            ThreadEnd::Panicked => Err(RecorderError::Panicked),
+            ThreadEnd::StillRunning => Err(RecorderError::Timeout {
                 timeout_ms: STOP_TIMEOUT.as_millis(),
             }),
         }

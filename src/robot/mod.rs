@@ -14,6 +14,9 @@
 //! One HTTP/2 channel per authority is cached and reconnects by itself.
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod responses;
 mod tls;
 
 use std::collections::HashMap;
@@ -30,6 +33,10 @@ use crate::proto::bosdyn::api as pb;
 use crate::proto::bosdyn::api::spot_cam as cam;
 
 pub use error::RobotError;
+use responses::{
+    HasResponseHeader, check_header, ptz_info_from, ptz_pose_from, service_info_from,
+    stream_params_from, visible_camera_from,
+};
 pub use tls::BOSDYN_ROOT_CA_PEM;
 
 /// White-balance modes of `StreamParams.awb` (`AwbModeEnum` in `streamquality.proto`).
@@ -237,14 +244,8 @@ pub struct StreamParams {
 }
 
 /// A partial stream-quality update: only `Some` fields are sent, the robot keeps the rest.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StreamParamsUpdate {
-    pub target_bitrate_bps: Option<i64>,
-    pub refresh_interval_frames: Option<i64>,
-    pub idr_interval_frames: Option<i64>,
-    /// Note: real Spot CAMs reportedly reject `AwbMode::Off` as an invalid request.
-    pub awb: Option<AwbMode>,
-}
+/// Real Spot CAMs reportedly reject `awb: Some(AwbMode::Off)` as an invalid request.
+pub type StreamParamsUpdate = StreamParams;
 
 /// One PTZ head and its limits; `None` limits mean "unset: every value valid".
 #[derive(Clone, Debug, PartialEq)]
@@ -295,112 +296,63 @@ impl fmt::Debug for RobotClient {
     }
 }
 
-/// Access to the common response header of every Spot API response.
-trait HasResponseHeader {
-    fn response_header(&self) -> Option<&pb::ResponseHeader>;
+/// Where a service's calls go.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    /// Always this authority (auth and directory, hard-coded in the SDK).
+    Fixed(&'static str),
+    /// The authority the directory lists for this service name.
+    Directory(&'static str),
 }
 
-macro_rules! has_response_header {
-    ($($t:ty),* $(,)?) => {
-        $(impl HasResponseHeader for $t {
-            fn response_header(&self) -> Option<&pb::ResponseHeader> {
-                self.header.as_ref()
-            }
-        })*
-    };
+/// A generated gRPC client of one Spot service, and where its calls go.
+trait Service {
+    const ROUTE: Route;
 }
 
-has_response_header!(
-    pb::GetAuthTokenResponse,
-    pb::ListServiceEntriesResponse,
-    pb::GetServiceEntryResponse,
-    cam::ListScreensResponse,
-    cam::GetScreenResponse,
-    cam::SetScreenResponse,
-    cam::GetVisibleCamerasResponse,
-    cam::GetStreamParamsResponse,
-    cam::SetStreamParamsResponse,
-    cam::ListPtzResponse,
-    cam::GetPtzPositionResponse,
-    cam::SetPtzPositionResponse,
-);
+type Auth = pb::auth_service_client::AuthServiceClient<Channel>;
+type Directory = pb::directory_service_client::DirectoryServiceClient<Channel>;
+type Compositor = cam::compositor_service_client::CompositorServiceClient<Channel>;
+type StreamQuality = cam::stream_quality_service_client::StreamQualityServiceClient<Channel>;
+type Ptz = cam::ptz_service_client::PtzServiceClient<Channel>;
 
-/// Checks `header.error.code == CODE_OK`, as the SDK's `common_header_errors` does.
-fn check_header(rpc: &'static str, header: Option<&pb::ResponseHeader>) -> Result<(), RobotError> {
-    use pb::common_error::Code;
-    let Some(header) = header else {
-        return Err(RobotError::HeaderError {
-            rpc,
-            code: "missing header".to_string(),
-            message: "the response carried no ResponseHeader".to_string(),
-        });
+impl Service for Auth {
+    const ROUTE: Route = Route::Fixed(AUTH_AUTHORITY);
+}
+impl Service for Directory {
+    const ROUTE: Route = Route::Fixed(DIRECTORY_AUTHORITY);
+}
+impl Service for Compositor {
+    const ROUTE: Route = Route::Directory(COMPOSITOR_SERVICE);
+}
+impl Service for StreamQuality {
+    const ROUTE: Route = Route::Directory(STREAM_QUALITY_SERVICE);
+}
+impl Service for Ptz {
+    const ROUTE: Route = Route::Directory(PTZ_SERVICE);
+}
+
+/// `rpc!(client, Compositor::set_screen, "SetScreen", request)`: one unary call of a generated
+/// client through [`RobotClient::unary`], named as gRPC names it (`CompositorService/SetScreen`)
+/// in logs and errors.
+macro_rules! rpc {
+    ($client:expr, $service:ident :: $method:ident, $name:literal, $request:expr) => {
+        $client.unary(
+            concat!(stringify!($service), "Service/", $name),
+            <$service as Service>::ROUTE,
+            $request,
+            |channel, request| async move {
+                $service::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .$method(request)
+                    .await
+            },
+        )
     };
-    let (code, message) = match &header.error {
-        Some(e) => (e.code, e.message.clone()),
-        None => (Code::Unspecified as i32, String::new()),
-    };
-    match Code::try_from(code) {
-        Ok(Code::Ok) => Ok(()),
-        Ok(Code::InvalidRequest) => Err(RobotError::InvalidRequest { rpc, message }),
-        Ok(Code::Unspecified) => Err(RobotError::HeaderError {
-            rpc,
-            code: "CODE_UNSPECIFIED".to_string(),
-            message: format!("the robot left the header status unset {message}")
-                .trim_end()
-                .to_string(),
-        }),
-        Ok(other) => Err(RobotError::HeaderError {
-            rpc,
-            code: other.as_str_name().to_string(),
-            message,
-        }),
-        Err(_) => Err(RobotError::HeaderError {
-            rpc,
-            code: format!("unknown code {code}"),
-            message,
-        }),
-    }
 }
 
 fn timestamp_now() -> prost_types::Timestamp {
     prost_types::Timestamp::from(SystemTime::now())
-}
-
-fn limits(l: Option<&cam::ptz_description::Limits>) -> Option<(f32, f32)> {
-    let l = l?;
-    let (min, max) = (l.min?, l.max?);
-    // spot_wrapper treats 0/0 as "unset"; so does the SDK's text output.
-    if min == 0.0 && max == 0.0 {
-        None
-    } else {
-        Some((min, max))
-    }
-}
-
-fn stream_params_from(p: Option<cam::StreamParams>) -> StreamParams {
-    let Some(p) = p else {
-        return StreamParams::default();
-    };
-    StreamParams {
-        target_bitrate_bps: p.targetbitrate,
-        refresh_interval_frames: p.refreshinterval,
-        idr_interval_frames: p.idrinterval,
-        awb: p.awb.and_then(|a| AwbMode::try_from(a.awb).ok()),
-    }
-}
-
-fn ptz_pose_from(name: &str, position: Option<cam::PtzPosition>) -> PtzPose {
-    let position = position.unwrap_or_default();
-    PtzPose {
-        name: position
-            .ptz
-            .map(|d| d.name)
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| name.to_string()),
-        pan_deg: position.pan,
-        tilt_deg: position.tilt,
-        zoom: position.zoom,
-    }
 }
 
 impl RobotClient {
@@ -438,7 +390,7 @@ impl RobotClient {
     /// Logs in with username and password and stores the token for every later call.
     pub async fn login(&self, creds: &Credentials) -> Result<Token, RobotError> {
         let request = pb::GetAuthTokenRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
             username: creds.username.clone(),
             password: creds.password.clone(),
             token: String::new(),
@@ -453,7 +405,7 @@ impl RobotClient {
     pub async fn refresh_token(&self) -> Result<Token, RobotError> {
         let current = self.token().ok_or(RobotError::NotLoggedIn)?;
         let request = pb::GetAuthTokenRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
             username: String::new(),
             password: String::new(),
             token: current.expose().to_string(),
@@ -475,22 +427,10 @@ impl RobotClient {
     async fn get_auth_token(&self, request: pb::GetAuthTokenRequest) -> Result<Token, RobotError> {
         use pb::get_auth_token_response::Status;
         const RPC: &str = "AuthService/GetAuthToken";
-        let response = self
-            .unary(
-                RPC,
-                AUTH_AUTHORITY,
-                request,
-                |channel, request| async move {
-                    pb::auth_service_client::AuthServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .get_auth_token(request)
-                        .await
-                },
-            )
-            .await?;
-        match Status::try_from(response.status) {
-            Ok(Status::Ok) if !response.token.is_empty() => {
-                let token = Token(Arc::from(response.token.as_str()));
+        let reply = rpc!(self, Auth::get_auth_token, "GetAuthToken", request).await?;
+        match Status::try_from(reply.status) {
+            Ok(Status::Ok) if !reply.token.is_empty() => {
+                let token = Token(Arc::from(reply.token.as_str()));
                 *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
                 Ok(token)
             }
@@ -503,7 +443,7 @@ impl RobotClient {
             Ok(Status::TemporarilyLockedOut) => Err(RobotError::LockedOut),
             Ok(Status::Unknown) | Err(_) => Err(RobotError::UnexpectedResponse {
                 rpc: RPC,
-                detail: format!("unset or unknown status {}", response.status),
+                detail: format!("unset or unknown status {}", reply.status),
             }),
         }
     }
@@ -511,33 +451,19 @@ impl RobotClient {
     /// Every service in the robot's directory; also remembers their authorities.
     pub async fn list_services(&self) -> Result<Vec<ServiceInfo>, RobotError> {
         let request = pb::ListServiceEntriesRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
         };
-        let response = self
-            .unary(
-                "DirectoryService/ListServiceEntries",
-                DIRECTORY_AUTHORITY,
-                request,
-                |channel, request| async move {
-                    pb::directory_service_client::DirectoryServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .list_service_entries(request)
-                        .await
-                },
-            )
-            .await?;
-        let services: Vec<ServiceInfo> = response
+        let reply = rpc!(
+            self,
+            Directory::list_service_entries,
+            "ListServiceEntries",
+            request
+        )
+        .await?;
+        let services: Vec<ServiceInfo> = reply
             .service_entries
             .into_iter()
-            .map(|e| ServiceInfo {
-                service_type: match e.service_type {
-                    Some(pb::service_entry::ServiceType::Type(t)) => t,
-                    None => String::new(),
-                },
-                name: e.name,
-                authority: e.authority,
-                user_token_required: e.user_token_required,
-            })
+            .map(service_info_from)
             .collect();
         let mut cache = self
             .inner
@@ -603,132 +529,60 @@ impl RobotClient {
     /// Names of every compositor screen.
     pub async fn list_screens(&self) -> Result<Vec<String>, RobotError> {
         let request = cam::ListScreensRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
         };
-        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
-        let response = self
-            .unary(
-                "CompositorService/ListScreens",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::compositor_service_client::CompositorServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .list_screens(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(response.screens.into_iter().map(|s| s.name).collect())
+        let reply = rpc!(self, Compositor::list_screens, "ListScreens", request).await?;
+        Ok(reply.screens.into_iter().map(|s| s.name).collect())
     }
 
     /// The screen currently composited into the stream.
     pub async fn get_screen(&self) -> Result<String, RobotError> {
         let request = cam::GetScreenRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
         };
-        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
-        let response = self
-            .unary(
-                "CompositorService/GetScreen",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::compositor_service_client::CompositorServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .get_screen(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(response.name)
+        let reply = rpc!(self, Compositor::get_screen, "GetScreen", request).await?;
+        Ok(reply.name)
     }
 
     /// Switches the screen; returns the screen the robot actually uses. An unknown name is an
     /// [`RobotError::InvalidRequest`].
     pub async fn set_screen(&self, name: &str) -> Result<String, RobotError> {
         let request = cam::SetScreenRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
             name: name.to_string(),
         };
-        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
-        let response = self
-            .unary(
-                "CompositorService/SetScreen",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::compositor_service_client::CompositorServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .set_screen(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(response.name)
+        let reply = rpc!(self, Compositor::set_screen, "SetScreen", request).await?;
+        Ok(reply.name)
     }
 
     /// The cameras visible in the stream and where they are drawn.
     pub async fn get_visible_cameras(&self) -> Result<Vec<VisibleCamera>, RobotError> {
         let request = cam::GetVisibleCamerasRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
         };
-        let authority = self.service_authority(COMPOSITOR_SERVICE)?;
-        let response = self
-            .unary(
-                "CompositorService/GetVisibleCameras",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::compositor_service_client::CompositorServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .get_visible_cameras(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(response
-            .streams
-            .into_iter()
-            .map(|s| {
-                let window = s.window.unwrap_or_default();
-                let camera = s.camera.unwrap_or_default();
-                let resolution_px = camera
-                    .resolution
-                    .filter(|r| r.x > 0.0 && r.y > 0.0)
-                    .map(|r| (r.x.round() as u32, r.y.round() as u32));
-                VisibleCamera {
-                    name: camera.name,
-                    window_x_px: window.xoffset,
-                    window_y_px: window.yoffset,
-                    window_width_px: window.width,
-                    window_height_px: window.height,
-                    resolution_px,
-                }
-            })
-            .collect())
+        let reply = rpc!(
+            self,
+            Compositor::get_visible_cameras,
+            "GetVisibleCameras",
+            request
+        )
+        .await?;
+        Ok(reply.streams.into_iter().map(visible_camera_from).collect())
     }
 
     /// The current stream-quality parameters.
     pub async fn get_stream_params(&self) -> Result<StreamParams, RobotError> {
         let request = cam::GetStreamParamsRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
         };
-        let authority = self.service_authority(STREAM_QUALITY_SERVICE)?;
-        let response = self
-            .unary(
-                "StreamQualityService/GetStreamParams",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::stream_quality_service_client::StreamQualityServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .get_stream_params(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(stream_params_from(response.params))
+        let reply = rpc!(
+            self,
+            StreamQuality::get_stream_params,
+            "GetStreamParams",
+            request
+        )
+        .await?;
+        Ok(stream_params_from(reply.params))
     }
 
     /// Changes only the `Some` fields (sent as set wrapper fields, like the SDK); returns the
@@ -738,7 +592,7 @@ impl RobotClient {
         p: &StreamParamsUpdate,
     ) -> Result<StreamParams, RobotError> {
         let request = cam::SetStreamParamsRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
             params: Some(cam::StreamParams {
                 targetbitrate: p.target_bitrate_bps,
                 refreshinterval: p.refresh_interval_frames,
@@ -747,78 +601,36 @@ impl RobotClient {
                 exposure: None,
             }),
         };
-        let authority = self.service_authority(STREAM_QUALITY_SERVICE)?;
-        let response = self
-            .unary(
-                "StreamQualityService/SetStreamParams",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::stream_quality_service_client::StreamQualityServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .set_stream_params(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(stream_params_from(response.params))
+        let reply = rpc!(
+            self,
+            StreamQuality::set_stream_params,
+            "SetStreamParams",
+            request
+        )
+        .await?;
+        Ok(stream_params_from(reply.params))
     }
 
     /// Every PTZ head and its limits.
     pub async fn list_ptz(&self) -> Result<Vec<PtzInfo>, RobotError> {
         let request = cam::ListPtzRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
         };
-        let authority = self.service_authority(PTZ_SERVICE)?;
-        let response = self
-            .unary(
-                "PtzService/ListPtz",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::ptz_service_client::PtzServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .list_ptz(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(response
-            .ptzs
-            .into_iter()
-            .map(|d| PtzInfo {
-                pan_limits_deg: limits(d.pan_limit.as_ref()),
-                tilt_limits_deg: limits(d.tilt_limit.as_ref()),
-                zoom_limits: limits(d.zoom_limit.as_ref()),
-                name: d.name,
-            })
-            .collect())
+        let reply = rpc!(self, Ptz::list_ptz, "ListPtz", request).await?;
+        Ok(reply.ptzs.into_iter().map(ptz_info_from).collect())
     }
 
     /// Where the named PTZ head is now (it may still be moving).
     pub async fn get_ptz_position(&self, name: &str) -> Result<PtzPose, RobotError> {
         let request = cam::GetPtzPositionRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
             ptz: Some(cam::PtzDescription {
                 name: name.to_string(),
                 ..Default::default()
             }),
         };
-        let authority = self.service_authority(PTZ_SERVICE)?;
-        let response = self
-            .unary(
-                "PtzService/GetPtzPosition",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::ptz_service_client::PtzServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .get_ptz_position(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(ptz_pose_from(name, response.position))
+        let reply = rpc!(self, Ptz::get_ptz_position, "GetPtzPosition", request).await?;
+        Ok(ptz_pose_from(name, reply.position))
     }
 
     /// Commands the named PTZ head; `None` axes are not sent. Returns the position the robot
@@ -831,7 +643,7 @@ impl RobotClient {
         zoom: Option<f32>,
     ) -> Result<PtzPose, RobotError> {
         let request = cam::SetPtzPositionRequest {
-            header: Some(self.request_header()),
+            header: self.header(),
             position: Some(cam::PtzPosition {
                 ptz: Some(cam::PtzDescription {
                     name: name.to_string(),
@@ -842,29 +654,17 @@ impl RobotClient {
                 zoom,
             }),
         };
-        let authority = self.service_authority(PTZ_SERVICE)?;
-        let response = self
-            .unary(
-                "PtzService/SetPtzPosition",
-                &authority,
-                request,
-                |channel, request| async move {
-                    cam::ptz_service_client::PtzServiceClient::new(channel)
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                        .set_ptz_position(request)
-                        .await
-                },
-            )
-            .await?;
-        Ok(ptz_pose_from(name, response.position))
+        let reply = rpc!(self, Ptz::set_ptz_position, "SetPtzPosition", request).await?;
+        Ok(ptz_pose_from(name, reply.position))
     }
 
-    fn request_header(&self) -> pb::RequestHeader {
-        pb::RequestHeader {
+    /// The `RequestHeader` every request carries.
+    fn header(&self) -> Option<pb::RequestHeader> {
+        Some(pb::RequestHeader {
             request_timestamp: Some(timestamp_now()),
             client_name: self.inner.cfg.client_name.clone(),
             disable_rpc_logging: false,
-        }
+        })
     }
 
     /// The authority of a directory service: as listed, or the fallback when the directory was
@@ -928,11 +728,12 @@ impl RobotClient {
         Ok(channel)
     }
 
-    /// One unary call: bearer metadata, deadline, status mapping and header check.
+    /// One unary call (through [`rpc!`]): the authority, bearer metadata, deadline, status
+    /// mapping and header check.
     async fn unary<Req, Resp, F, Fut>(
         &self,
         rpc: &'static str,
-        authority: &str,
+        route: Route,
         message: Req,
         call: F,
     ) -> Result<Resp, RobotError>
@@ -941,6 +742,11 @@ impl RobotClient {
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
         Resp: HasResponseHeader,
     {
+        let authority = match route {
+            Route::Fixed(authority) => authority.to_string(),
+            Route::Directory(service) => self.service_authority(service)?,
+        };
+        let authority = authority.as_str();
         let channel = self.channel(authority)?;
         let rpc_timeout = self.inner.cfg.rpc_timeout;
         let mut request = tonic::Request::new(message);
@@ -1029,14 +835,5 @@ mod tests {
         let token = Token(Arc::from("secret-token"));
         assert!(!format!("{token:?} {token}").contains("secret-token"));
         assert_eq!(token.expose(), "secret-token");
-    }
-
-    #[test]
-    fn limits_treat_zero_zero_as_unset() {
-        let l = |min, max| cam::ptz_description::Limits { min, max };
-        assert_eq!(limits(Some(&l(Some(0.0), Some(0.0)))), None);
-        assert_eq!(limits(Some(&l(None, Some(3.0)))), None);
-        assert_eq!(limits(Some(&l(Some(-1.0), Some(3.0)))), Some((-1.0, 3.0)));
-        assert_eq!(limits(None), None);
     }
 }

@@ -149,7 +149,10 @@ impl ServerCertVerifier for RobotCertVerifier {
 
 /// True when the certificate has no DNS subjectAltName and one of its subject CNs equals the
 /// DNS server name (ASCII case-insensitive, a trailing dot ignored; no wildcards).
-fn cn_fallback_matches(end_entity: &CertificateDer<'_>, server_name: &ServerName<'_>) -> bool {
+pub(super) fn cn_fallback_matches(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+) -> bool {
     let ServerName::DnsName(dns) = server_name else {
         return false;
     };

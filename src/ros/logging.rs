@@ -26,8 +26,17 @@ struct Message {
     fields: String,
 }
 
+/// Fields the `log` → `tracing` bridge adds to a library's `log` records (`log.target`,
+/// `log.file`, ...): the ROS logger already shows where a message comes from.
+fn is_bridge_field(field: &Field) -> bool {
+    field.name().starts_with("log.")
+}
+
 impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if is_bridge_field(field) {
+            return;
+        }
         if field.name() == "message" {
             let _ = write!(self.text, "{value:?}");
         } else {
@@ -36,6 +45,9 @@ impl Visit for Message {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
+        if is_bridge_field(field) {
+            return;
+        }
         if field.name() == "message" {
             self.text.push_str(value);
         } else {

@@ -35,6 +35,8 @@ use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
 pub const NODE_NAME: &str = "spot_ptz_stream";
 /// How long the spin loop waits per turn; bounds shutdown latency.
 const SPIN_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the node looks whether `image_raw` has subscribers.
+const SUBSCRIBER_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Per-RPC timeout towards the robot.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -158,6 +160,7 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
         reconnect_max: params.reconnect_max,
         token_refresh_interval: params.token_refresh,
         decoder: DecoderSettings {
+            backend: params.decoder,
             color: ColorSpec {
                 range: params.color_range,
                 matrix: params.color_matrix,
@@ -256,6 +259,12 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         }
     });
 
+    let subscriber_watch = tokio::spawn(decode_only_for_subscribers(
+        handle.clone(),
+        image_pub.clone(),
+        info_pub.clone(),
+        shutdown.clone(),
+    ));
     let publisher = tokio::spawn(publish_frames(
         handle.clone(),
         image_pub,
@@ -293,11 +302,50 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     // The stream task closes the peer connection and the frame queue, ending the publisher.
     let _ = stream_task.await;
     let _ = publisher.await;
-    for task in [services, detections_task, reporter] {
+    for task in [services, detections_task, reporter, subscriber_watch] {
         let _ = task.await;
     }
     let _ = spinner.await;
     Ok(())
+}
+
+/// Decodes only while `image_raw` (or `camera_info`, published with each picture) has
+/// subscribers: nothing else consumes the pictures. Looks every [`SUBSCRIBER_POLL_INTERVAL`]
+/// (DDS discovery reports subscribers as they come).
+async fn decode_only_for_subscribers(
+    handle: StreamHandle,
+    image_pub: r2r::PublisherUntyped,
+    info_pub: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(SUBSCRIBER_POLL_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut decoding = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        // An error (the publisher is gone at shutdown) keeps the last decision.
+        let counts = (
+            image_pub.get_inter_process_subscription_count(),
+            info_pub.get_inter_process_subscription_count(),
+        );
+        let (Ok(images), Ok(infos)) = counts else {
+            continue;
+        };
+        let subscribers = images + infos;
+        let wanted = subscribers > 0;
+        if decoding != Some(wanted) {
+            if wanted {
+                tracing::info!(images, infos, "image_raw/camera_info subscribed: decoding");
+            } else {
+                tracing::info!("nobody subscribes to image_raw or camera_info: not decoding");
+            }
+            handle.set_frames_wanted(wanted);
+            decoding = Some(wanted);
+        }
+    }
 }
 
 async fn publish_frames(

@@ -31,15 +31,12 @@ use tracing::{debug, info, warn};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use webrtc::rtp_transceiver::RtpSender;
 use webrtc::runtime::TokioRuntime;
 
 use crate::camera_link::peer::{
-    self, PeerSetupError, PeerState, StateReporter, watch_remote_close,
+    self, PeerSetupError, PeerState, StateReporter, TrackHandler, watch_remote_close,
 };
 
 /// Payload type offered for H.264 (pm=1, 42e01f).
@@ -178,21 +175,13 @@ impl Interceptor for KeyframeRequestCounter {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-struct Handler {
-    reporter: StateReporter,
+/// Counts the media a client sends back.
+struct ReturnMediaCounter {
     received_media_packets: Arc<AtomicU64>,
 }
 
 #[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.reporter.gathering(state);
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.reporter.connection(state);
-    }
-
+impl TrackHandler for ReturnMediaCounter {
     /// The real camera offers `sendrecv`, so a client may send media back (the official aiortc
     /// client does). Count it, so tests can tell whether a client echoes media.
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -368,18 +357,11 @@ impl OffererPeer {
         let (reporter, state_rx, mut gathered_rx) = StateReporter::new("simulated camera");
         let state_tx = reporter.state_tx.clone();
         let received_media_packets = Arc::new(AtomicU64::new(0));
-        let handler = Arc::new(Handler {
-            reporter,
+        let tracks = ReturnMediaCounter {
             received_media_packets: Arc::clone(&received_media_packets),
-        });
-        let pc = peer::build(
-            me,
-            registry,
-            Arc::new(TokioRuntime),
-            handler,
-            &cfg.udp_bind_addrs,
-        )
-        .await?;
+        };
+        let runtime = Arc::new(TokioRuntime);
+        let pc = peer::build(me, registry, runtime, reporter, tracks, &cfg.udp_bind_addrs).await?;
 
         let video_track = Arc::new(TrackLocalStaticRTP::new(local_track(
             RtpCodecKind::Video,
@@ -568,13 +550,8 @@ impl OffererPeer {
 }
 
 impl Drop for OffererPeer {
-    /// A peer dropped without [`close`](OffererPeer::close) would leave the library's driver
-    /// task and sockets alive; close it in the background instead.
     fn drop(&mut self) {
         self.abort_tasks();
-        if self.closed.load(Ordering::Relaxed) {
-            return;
-        }
-        peer::close_in_background("simulated camera", &self.pc);
+        peer::close_unless_closed("simulated camera", &self.pc, &self.closed);
     }
 }

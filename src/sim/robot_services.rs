@@ -405,6 +405,55 @@ fn invalid_header(
     )
 }
 
+/// A setting the simulated camera keeps and reports back (it does not change the video).
+struct Setting<T>(Mutex<T>);
+
+impl<T: Clone> Setting<T> {
+    fn new(value: T) -> Self {
+        Setting(Mutex::new(value))
+    }
+
+    fn get(&self) -> T {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the value; `None` (the field was not set in the request) keeps it.
+    fn set(&self, value: Option<T>) {
+        if let Some(value) = value {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = value;
+        }
+    }
+}
+
+/// Writes a tonic service implementation from handlers of one shape: each gets the request
+/// message and the time it was received, and returns the response message. Every simulated
+/// call succeeds at the gRPC level; what went wrong is in the response header, as on the robot
+/// (routing and authentication failures are the [`Gate`]'s).
+macro_rules! handlers {
+    (
+        impl $($service:ident)::+ for $svc:ident, messages in $module:ident {
+            $(
+                fn $name:ident(&$this:ident, $req:ident: $request:ident, $received:ident)
+                    -> $response:ident $body:block
+            )*
+        }
+    ) => {
+        #[tonic::async_trait]
+        impl $($service)::+ for $svc {
+            $(
+                async fn $name(
+                    &$this,
+                    request: Request<$module::$request>,
+                ) -> Result<Response<$module::$response>, Status> {
+                    let $received = now_ts();
+                    let $req = request.into_inner();
+                    Ok(Response::new($body))
+                }
+            )*
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // AuthService and DirectoryService
 // ---------------------------------------------------------------------------------------------
@@ -413,15 +462,10 @@ struct AuthSvc {
     auth: Arc<AuthStore>,
 }
 
-#[tonic::async_trait]
-impl pb::auth_service_server::AuthService for AuthSvc {
-    async fn get_auth_token(
-        &self,
-        request: Request<pb::GetAuthTokenRequest>,
-    ) -> Result<Response<pb::GetAuthTokenResponse>, Status> {
+handlers! {
+impl pb::auth_service_server::AuthService for AuthSvc, messages in pb {
+    fn get_auth_token(&self, req: GetAuthTokenRequest, received) -> GetAuthTokenResponse {
         use pb::get_auth_token_response::Status as AuthStatus;
-        let received = now_ts();
-        let req = request.into_inner();
         let outcome = if req.username.is_empty() && req.password.is_empty() && !req.token.is_empty()
         {
             self.auth.remint(&req.token)
@@ -434,27 +478,23 @@ impl pb::auth_service_server::AuthService for AuthSvc {
             AuthOutcome::InvalidToken => (AuthStatus::InvalidToken, String::new()),
             AuthOutcome::LockedOut => (AuthStatus::TemporarilyLockedOut, String::new()),
         };
-        Ok(Response::new(pb::GetAuthTokenResponse {
+        pb::GetAuthTokenResponse {
             header: ok_header(req.header, received),
             status: status as i32,
             token,
-        }))
+        }
     }
+}
 }
 
 struct DirectorySvc {
     directory: Arc<Directory>,
 }
 
-#[tonic::async_trait]
-impl pb::directory_service_server::DirectoryService for DirectorySvc {
-    async fn get_service_entry(
-        &self,
-        request: Request<pb::GetServiceEntryRequest>,
-    ) -> Result<Response<pb::GetServiceEntryResponse>, Status> {
+handlers! {
+impl pb::directory_service_server::DirectoryService for DirectorySvc, messages in pb {
+    fn get_service_entry(&self, req: GetServiceEntryRequest, received) -> GetServiceEntryResponse {
         use pb::get_service_entry_response::Status as EntryStatus;
-        let received = now_ts();
-        let req = request.into_inner();
         let entry = self
             .directory
             .visible()
@@ -465,24 +505,21 @@ impl pb::directory_service_server::DirectoryService for DirectorySvc {
         } else {
             EntryStatus::NonexistentService
         };
-        Ok(Response::new(pb::GetServiceEntryResponse {
+        pb::GetServiceEntryResponse {
             header: ok_header(req.header, received),
             status: status as i32,
             service_entry: entry,
-        }))
+        }
     }
 
-    async fn list_service_entries(
-        &self,
-        request: Request<pb::ListServiceEntriesRequest>,
-    ) -> Result<Response<pb::ListServiceEntriesResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        Ok(Response::new(pb::ListServiceEntriesResponse {
+    fn list_service_entries(&self, req: ListServiceEntriesRequest, received)
+        -> ListServiceEntriesResponse {
+        pb::ListServiceEntriesResponse {
             header: ok_header(req.header, received),
             service_entries: self.directory.visible(),
-        }))
+        }
     }
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,19 +632,14 @@ fn visible_streams(screen: &ScreenSpec) -> Vec<cam::get_visible_cameras_response
 
 struct CompositorSvc {
     state: Arc<SimState>,
-    ir_colormap: Mutex<cam::IrColorMap>,
-    ir_meter_overlay: Mutex<cam::IrMeterOverlay>,
+    ir_colormap: Setting<cam::IrColorMap>,
+    ir_meter_overlay: Setting<cam::IrMeterOverlay>,
 }
 
-#[tonic::async_trait]
-impl cam::compositor_service_server::CompositorService for CompositorSvc {
-    async fn set_screen(
-        &self,
-        request: Request<cam::SetScreenRequest>,
-    ) -> Result<Response<cam::SetScreenResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        let response = match self.state.set_screen(&req.name) {
+handlers! {
+impl cam::compositor_service_server::CompositorService for CompositorSvc, messages in cam {
+    fn set_screen(&self, req: SetScreenRequest, received) -> SetScreenResponse {
+        match self.state.set_screen(&req.name) {
             Ok(spec) => {
                 tracing::debug!(screen = %spec.name, "screen changed");
                 cam::SetScreenResponse {
@@ -619,29 +651,18 @@ impl cam::compositor_service_server::CompositorService for CompositorSvc {
                 header: invalid_header(req.header, received, e.to_string()),
                 name: String::new(),
             },
-        };
-        Ok(Response::new(response))
+        }
     }
 
-    async fn get_screen(
-        &self,
-        request: Request<cam::GetScreenRequest>,
-    ) -> Result<Response<cam::GetScreenResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        Ok(Response::new(cam::GetScreenResponse {
+    fn get_screen(&self, req: GetScreenRequest, received) -> GetScreenResponse {
+        cam::GetScreenResponse {
             header: ok_header(req.header, received),
             name: self.state.screen().name,
-        }))
+        }
     }
 
-    async fn list_screens(
-        &self,
-        request: Request<cam::ListScreensRequest>,
-    ) -> Result<Response<cam::ListScreensResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        Ok(Response::new(cam::ListScreensResponse {
+    fn list_screens(&self, req: ListScreensRequest, received) -> ListScreensResponse {
+        cam::ListScreensResponse {
             header: ok_header(req.header, received),
             screens: self
                 .state
@@ -649,81 +670,39 @@ impl cam::compositor_service_server::CompositorService for CompositorSvc {
                 .into_iter()
                 .map(|s| cam::ScreenDescription { name: s.name })
                 .collect(),
-        }))
+        }
     }
 
-    async fn get_visible_cameras(
-        &self,
-        request: Request<cam::GetVisibleCamerasRequest>,
-    ) -> Result<Response<cam::GetVisibleCamerasResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        Ok(Response::new(cam::GetVisibleCamerasResponse {
+    fn get_visible_cameras(&self, req: GetVisibleCamerasRequest, received)
+        -> GetVisibleCamerasResponse {
+        cam::GetVisibleCamerasResponse {
             header: ok_header(req.header, received),
             streams: visible_streams(&self.state.screen()),
-        }))
-    }
-
-    async fn set_ir_colormap(
-        &self,
-        request: Request<cam::SetIrColormapRequest>,
-    ) -> Result<Response<cam::SetIrColormapResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        if let Some(map) = req.map {
-            *self.ir_colormap.lock().unwrap_or_else(|p| p.into_inner()) = map;
         }
-        Ok(Response::new(cam::SetIrColormapResponse {
-            header: ok_header(req.header, received),
-        }))
     }
 
-    async fn get_ir_colormap(
-        &self,
-        request: Request<cam::GetIrColormapRequest>,
-    ) -> Result<Response<cam::GetIrColormapResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        let map = *self.ir_colormap.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(Response::new(cam::GetIrColormapResponse {
-            header: ok_header(req.header, received),
-            map: Some(map),
-        }))
+    fn set_ir_colormap(&self, req: SetIrColormapRequest, received) -> SetIrColormapResponse {
+        self.ir_colormap.set(req.map);
+        cam::SetIrColormapResponse { header: ok_header(req.header, received) }
     }
 
-    async fn set_ir_meter_overlay(
-        &self,
-        request: Request<cam::SetIrMeterOverlayRequest>,
-    ) -> Result<Response<cam::SetIrMeterOverlayResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        if let Some(overlay) = req.overlay {
-            *self
-                .ir_meter_overlay
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = overlay;
-        }
-        Ok(Response::new(cam::SetIrMeterOverlayResponse {
-            header: ok_header(req.header, received),
-        }))
+    fn get_ir_colormap(&self, req: GetIrColormapRequest, received) -> GetIrColormapResponse {
+        let map = Some(self.ir_colormap.get());
+        cam::GetIrColormapResponse { header: ok_header(req.header, received), map }
     }
 
-    async fn get_ir_meter_overlay(
-        &self,
-        request: Request<cam::GetIrMeterOverlayRequest>,
-    ) -> Result<Response<cam::GetIrMeterOverlayResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        let overlay = self
-            .ir_meter_overlay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Ok(Response::new(cam::GetIrMeterOverlayResponse {
-            header: ok_header(req.header, received),
-            overlay: Some(overlay),
-        }))
+    fn set_ir_meter_overlay(&self, req: SetIrMeterOverlayRequest, received)
+        -> SetIrMeterOverlayResponse {
+        self.ir_meter_overlay.set(req.overlay);
+        cam::SetIrMeterOverlayResponse { header: ok_header(req.header, received) }
     }
+
+    fn get_ir_meter_overlay(&self, req: GetIrMeterOverlayRequest, received)
+        -> GetIrMeterOverlayResponse {
+        let overlay = Some(self.ir_meter_overlay.get());
+        cam::GetIrMeterOverlayResponse { header: ok_header(req.header, received), overlay }
+    }
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -732,11 +711,31 @@ impl cam::compositor_service_server::CompositorService for CompositorSvc {
 
 struct StreamQualitySvc {
     state: Arc<SimState>,
-    exposure: Mutex<cam::stream_params::Exposure>,
+    exposure: Setting<cam::stream_params::Exposure>,
     congestion_control: AtomicBool,
 }
 
 impl StreamQualitySvc {
+    /// Applies valid requested parameters (what is unset stays).
+    fn apply(&self, params: &cam::StreamParams) {
+        let applied = self.state.update_stream_params(|s| {
+            if let Some(bps) = params.targetbitrate {
+                s.target_bitrate_bps = bps;
+            }
+            if let Some(frames) = params.refreshinterval {
+                s.refresh_interval_frames = frames;
+            }
+            if let Some(frames) = params.idrinterval {
+                s.idr_interval_frames = frames;
+            }
+            if let Some(awb) = &params.awb {
+                s.awb_mode = awb.awb;
+            }
+        });
+        self.exposure.set(params.exposure);
+        tracing::debug!(?applied, "stream parameters changed");
+    }
+
     fn current(&self) -> cam::StreamParams {
         let s = self.state.stream_params();
         cam::StreamParams {
@@ -744,7 +743,7 @@ impl StreamQualitySvc {
             refreshinterval: Some(s.refresh_interval_frames),
             idrinterval: Some(s.idr_interval_frames),
             awb: Some(cam::stream_params::AwbMode { awb: s.awb_mode }),
-            exposure: Some(*self.exposure.lock().unwrap_or_else(|p| p.into_inner())),
+            exposure: Some(self.exposure.get()),
         }
     }
 }
@@ -775,69 +774,40 @@ fn validate_stream_params(p: &cam::StreamParams) -> Option<String> {
     None
 }
 
-#[tonic::async_trait]
-impl cam::stream_quality_service_server::StreamQualityService for StreamQualitySvc {
-    async fn set_stream_params(
-        &self,
-        request: Request<cam::SetStreamParamsRequest>,
-    ) -> Result<Response<cam::SetStreamParamsResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
+handlers! {
+impl cam::stream_quality_service_server::StreamQualityService
+    for StreamQualitySvc, messages in cam {
+    fn set_stream_params(&self, req: SetStreamParamsRequest, received) -> SetStreamParamsResponse {
         let params = req.params.unwrap_or_default();
-        if let Some(reason) = validate_stream_params(&params) {
-            return Ok(Response::new(cam::SetStreamParamsResponse {
-                header: invalid_header(req.header, received, reason),
-                params: Some(self.current()),
-            }));
-        }
-        let applied = self.state.update_stream_params(|s| {
-            if let Some(bps) = params.targetbitrate {
-                s.target_bitrate_bps = bps;
+        let header = match validate_stream_params(&params) {
+            Some(reason) => invalid_header(req.header, received, reason),
+            None => {
+                self.apply(&params);
+                ok_header(req.header, received)
             }
-            if let Some(frames) = params.refreshinterval {
-                s.refresh_interval_frames = frames;
-            }
-            if let Some(frames) = params.idrinterval {
-                s.idr_interval_frames = frames;
-            }
-            if let Some(awb) = &params.awb {
-                s.awb_mode = awb.awb;
-            }
-        });
-        if let Some(exposure) = params.exposure {
-            *self.exposure.lock().unwrap_or_else(|p| p.into_inner()) = exposure;
-        }
-        tracing::debug!(?applied, "stream parameters changed");
-        Ok(Response::new(cam::SetStreamParamsResponse {
-            header: ok_header(req.header, received),
+        };
+        cam::SetStreamParamsResponse {
+            header,
             params: Some(self.current()),
-        }))
+        }
     }
 
-    async fn get_stream_params(
-        &self,
-        request: Request<cam::GetStreamParamsRequest>,
-    ) -> Result<Response<cam::GetStreamParamsResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        Ok(Response::new(cam::GetStreamParamsResponse {
+    fn get_stream_params(&self, req: GetStreamParamsRequest, received) -> GetStreamParamsResponse {
+        cam::GetStreamParamsResponse {
             header: ok_header(req.header, received),
             params: Some(self.current()),
-        }))
+        }
     }
 
-    async fn enable_congestion_control(
-        &self,
-        request: Request<cam::EnableCongestionControlRequest>,
-    ) -> Result<Response<cam::EnableCongestionControlResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
+    fn enable_congestion_control(&self, req: EnableCongestionControlRequest, received)
+        -> EnableCongestionControlResponse {
         self.congestion_control
             .store(req.enable_congestion_control, Ordering::Relaxed);
-        Ok(Response::new(cam::EnableCongestionControlResponse {
+        cam::EnableCongestionControlResponse {
             header: ok_header(req.header, received),
-        }))
+        }
     }
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -846,7 +816,7 @@ impl cam::stream_quality_service_server::StreamQualityService for StreamQualityS
 
 struct PtzSvc {
     state: Arc<SimState>,
-    focus: Mutex<cam::PtzFocusState>,
+    focus: Setting<cam::PtzFocusState>,
 }
 
 fn limits_pb(limits: Option<(f32, f32)>) -> Option<cam::ptz_description::Limits> {
@@ -861,6 +831,28 @@ fn limits_pb(limits: Option<(f32, f32)>) -> Option<cam::ptz_description::Limits>
 }
 
 impl PtzSvc {
+    /// Sets the target of the named PTZ; the position it will move to, or why not.
+    fn move_to(&self, position: cam::PtzPosition) -> Result<cam::PtzPosition, String> {
+        let name = requested_name(position.ptz.as_ref()).to_string();
+        let values = [position.pan, position.tilt, position.zoom];
+        if values.iter().flatten().any(|v| !v.is_finite()) {
+            return Err("PTZ values must be finite".to_string());
+        }
+        let unknown = || format!("unknown ptz {name:?}");
+        let description = self.description(&name).ok_or_else(unknown)?;
+        let target = self
+            .state
+            .set_ptz_target(&name, position.pan, position.tilt, position.zoom)
+            .ok_or_else(unknown)?;
+        tracing::debug!(ptz = %name, ?target, "PTZ target set");
+        Ok(cam::PtzPosition {
+            ptz: Some(description),
+            pan: Some(target.pan_deg),
+            tilt: Some(target.tilt_deg),
+            zoom: Some(target.zoom),
+        })
+    }
+
     fn description(&self, name: &str) -> Option<cam::PtzDescription> {
         self.state
             .ptz_list()
@@ -879,62 +871,24 @@ fn requested_name(ptz: Option<&cam::PtzDescription>) -> &str {
     ptz.map(|d| d.name.as_str()).unwrap_or("")
 }
 
-#[tonic::async_trait]
-impl cam::ptz_service_server::PtzService for PtzSvc {
-    async fn set_ptz_position(
-        &self,
-        request: Request<cam::SetPtzPositionRequest>,
-    ) -> Result<Response<cam::SetPtzPositionResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        let position = req.position.unwrap_or_default();
-        let name = requested_name(position.ptz.as_ref()).to_string();
-        let values = [position.pan, position.tilt, position.zoom];
-        if values.iter().flatten().any(|v| !v.is_finite()) {
-            return Ok(Response::new(cam::SetPtzPositionResponse {
-                header: invalid_header(req.header, received, "PTZ values must be finite"),
+handlers! {
+impl cam::ptz_service_server::PtzService for PtzSvc, messages in cam {
+    fn set_ptz_position(&self, req: SetPtzPositionRequest, received) -> SetPtzPositionResponse {
+        match self.move_to(req.position.unwrap_or_default()) {
+            Ok(position) => cam::SetPtzPositionResponse {
+                header: ok_header(req.header, received),
+                position: Some(position),
+            },
+            Err(reason) => cam::SetPtzPositionResponse {
+                header: invalid_header(req.header, received, reason),
                 position: None,
-            }));
+            },
         }
-        let Some(description) = self.description(&name) else {
-            return Ok(Response::new(cam::SetPtzPositionResponse {
-                header: invalid_header(req.header, received, format!("unknown ptz {name:?}")),
-                position: None,
-            }));
-        };
-        let response =
-            match self
-                .state
-                .set_ptz_target(&name, position.pan, position.tilt, position.zoom)
-            {
-                Some(target) => {
-                    tracing::debug!(ptz = %name, ?target, "PTZ target set");
-                    cam::SetPtzPositionResponse {
-                        header: ok_header(req.header, received),
-                        position: Some(cam::PtzPosition {
-                            ptz: Some(description),
-                            pan: Some(target.pan_deg),
-                            tilt: Some(target.tilt_deg),
-                            zoom: Some(target.zoom),
-                        }),
-                    }
-                }
-                None => cam::SetPtzPositionResponse {
-                    header: invalid_header(req.header, received, format!("unknown ptz {name:?}")),
-                    position: None,
-                },
-            };
-        Ok(Response::new(response))
     }
 
-    async fn get_ptz_position(
-        &self,
-        request: Request<cam::GetPtzPositionRequest>,
-    ) -> Result<Response<cam::GetPtzPositionResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
+    fn get_ptz_position(&self, req: GetPtzPositionRequest, received) -> GetPtzPositionResponse {
         let name = requested_name(req.ptz.as_ref()).to_string();
-        let response = match (self.description(&name), self.state.ptz_position(&name)) {
+        match (self.description(&name), self.state.ptz_position(&name)) {
             (Some(description), Some(pose)) => cam::GetPtzPositionResponse {
                 header: ok_header(req.header, received),
                 position: Some(cam::PtzPosition {
@@ -948,35 +902,24 @@ impl cam::ptz_service_server::PtzService for PtzSvc {
                 header: invalid_header(req.header, received, format!("unknown ptz {name:?}")),
                 position: None,
             },
-        };
-        Ok(Response::new(response))
+        }
     }
 
-    async fn set_ptz_velocity(
-        &self,
-        request: Request<cam::SetPtzVelocityRequest>,
-    ) -> Result<Response<cam::SetPtzVelocityResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
+    fn set_ptz_velocity(&self, req: SetPtzVelocityRequest, received) -> SetPtzVelocityResponse {
         let name = requested_name(req.velocity.as_ref().and_then(|v| v.ptz.as_ref())).to_string();
-        Ok(Response::new(cam::SetPtzVelocityResponse {
+        cam::SetPtzVelocityResponse {
             header: invalid_header(
                 req.header,
                 received,
                 format!("ptz {name:?} does not support velocity control; set a position instead"),
             ),
             velocity: None,
-        }))
+        }
     }
 
-    async fn get_ptz_velocity(
-        &self,
-        request: Request<cam::GetPtzVelocityRequest>,
-    ) -> Result<Response<cam::GetPtzVelocityResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
+    fn get_ptz_velocity(&self, req: GetPtzVelocityRequest, received) -> GetPtzVelocityResponse {
         let name = requested_name(req.ptz.as_ref()).to_string();
-        let response = match self.description(&name) {
+        match self.description(&name) {
             Some(description) => cam::GetPtzVelocityResponse {
                 header: ok_header(req.header, received),
                 velocity: Some(cam::PtzVelocity {
@@ -990,16 +933,10 @@ impl cam::ptz_service_server::PtzService for PtzSvc {
                 header: invalid_header(req.header, received, format!("unknown ptz {name:?}")),
                 velocity: None,
             },
-        };
-        Ok(Response::new(response))
+        }
     }
 
-    async fn list_ptz(
-        &self,
-        request: Request<cam::ListPtzRequest>,
-    ) -> Result<Response<cam::ListPtzResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
+    fn list_ptz(&self, req: ListPtzRequest, received) -> ListPtzResponse {
         let ptzs = self
             .state
             .ptz_list()
@@ -1011,49 +948,30 @@ impl cam::ptz_service_server::PtzService for PtzSvc {
                 zoom_limit: limits_pb(p.zoom_limits),
             })
             .collect();
-        Ok(Response::new(cam::ListPtzResponse {
+        cam::ListPtzResponse {
             header: ok_header(req.header, received),
             ptzs,
-        }))
-    }
-
-    async fn initialize_lens(
-        &self,
-        request: Request<cam::InitializeLensRequest>,
-    ) -> Result<Response<cam::InitializeLensResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        Ok(Response::new(cam::InitializeLensResponse {
-            header: ok_header(req.header, received),
-        }))
-    }
-
-    async fn set_ptz_focus_state(
-        &self,
-        request: Request<cam::SetPtzFocusStateRequest>,
-    ) -> Result<Response<cam::SetPtzFocusStateResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        if let Some(focus) = req.focus_state {
-            *self.focus.lock().unwrap_or_else(|p| p.into_inner()) = focus;
         }
-        Ok(Response::new(cam::SetPtzFocusStateResponse {
-            header: ok_header(req.header, received),
-        }))
     }
 
-    async fn get_ptz_focus_state(
-        &self,
-        request: Request<cam::GetPtzFocusStateRequest>,
-    ) -> Result<Response<cam::GetPtzFocusStateResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        let focus = *self.focus.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(Response::new(cam::GetPtzFocusStateResponse {
+    fn initialize_lens(&self, req: InitializeLensRequest, received) -> InitializeLensResponse {
+        cam::InitializeLensResponse {
             header: ok_header(req.header, received),
-            focus_state: Some(focus),
-        }))
+        }
     }
+
+    fn set_ptz_focus_state(&self, req: SetPtzFocusStateRequest, received)
+        -> SetPtzFocusStateResponse {
+        self.focus.set(req.focus_state);
+        cam::SetPtzFocusStateResponse { header: ok_header(req.header, received) }
+    }
+
+    fn get_ptz_focus_state(&self, req: GetPtzFocusStateRequest, received)
+        -> GetPtzFocusStateResponse {
+        let focus_state = Some(self.focus.get());
+        cam::GetPtzFocusStateResponse { header: ok_header(req.header, received), focus_state }
+    }
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1061,39 +979,23 @@ impl cam::ptz_service_server::PtzService for PtzSvc {
 // ---------------------------------------------------------------------------------------------
 
 struct NetworkSvc {
-    ice_servers: Mutex<Vec<cam::IceServer>>,
+    ice_servers: Setting<Vec<cam::IceServer>>,
 }
 
-#[tonic::async_trait]
-impl cam::network_service_server::NetworkService for NetworkSvc {
-    async fn set_ice_configuration(
-        &self,
-        request: Request<cam::SetIceConfigurationRequest>,
-    ) -> Result<Response<cam::SetIceConfigurationResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        *self.ice_servers.lock().unwrap_or_else(|p| p.into_inner()) = req.servers;
-        Ok(Response::new(cam::SetIceConfigurationResponse {
-            header: ok_header(req.header, received),
-        }))
+handlers! {
+impl cam::network_service_server::NetworkService for NetworkSvc, messages in cam {
+    fn set_ice_configuration(&self, req: SetIceConfigurationRequest, received)
+        -> SetIceConfigurationResponse {
+        self.ice_servers.set(Some(req.servers));
+        cam::SetIceConfigurationResponse { header: ok_header(req.header, received) }
     }
 
-    async fn get_ice_configuration(
-        &self,
-        request: Request<cam::GetIceConfigurationRequest>,
-    ) -> Result<Response<cam::GetIceConfigurationResponse>, Status> {
-        let received = now_ts();
-        let req = request.into_inner();
-        let servers = self
-            .ice_servers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Ok(Response::new(cam::GetIceConfigurationResponse {
-            header: ok_header(req.header, received),
-            servers,
-        }))
+    fn get_ice_configuration(&self, req: GetIceConfigurationRequest, received)
+        -> GetIceConfigurationResponse {
+        let servers = self.ice_servers.get();
+        cam::GetIceConfigurationResponse { header: ok_header(req.header, received), servers }
     }
+}
 }
 
 /// The STUN servers of the SDK's example `ice.json` (the robot on the payload network).
@@ -1236,7 +1138,7 @@ pub async fn serve_grpc_with_options(
         .add_service(
             cam::compositor_service_server::CompositorServiceServer::new(CompositorSvc {
                 state: state.clone(),
-                ir_colormap: Mutex::new(cam::IrColorMap {
+                ir_colormap: Setting::new(cam::IrColorMap {
                     colormap: cam::ir_color_map::ColorMap::ColormapInferno as i32,
                     scale: Some(cam::ir_color_map::ScalingPair {
                         min: 0.0,
@@ -1244,13 +1146,13 @@ pub async fn serve_grpc_with_options(
                     }),
                     auto_scale: Some(true),
                 }),
-                ir_meter_overlay: Mutex::new(cam::IrMeterOverlay::default()),
+                ir_meter_overlay: Setting::new(cam::IrMeterOverlay::default()),
             }),
         )
         .add_service(
             cam::stream_quality_service_server::StreamQualityServiceServer::new(StreamQualitySvc {
                 state: state.clone(),
-                exposure: Mutex::new(cam::stream_params::Exposure::AutoExposure(
+                exposure: Setting::new(cam::stream_params::Exposure::AutoExposure(
                     cam::stream_params::AutoExposure {},
                 )),
                 congestion_control: AtomicBool::new(false),
@@ -1258,7 +1160,7 @@ pub async fn serve_grpc_with_options(
         )
         .add_service(cam::ptz_service_server::PtzServiceServer::new(PtzSvc {
             state,
-            focus: Mutex::new(cam::PtzFocusState {
+            focus: Setting::new(cam::PtzFocusState {
                 mode: cam::ptz_focus_state::PtzFocusMode::PtzFocusAuto as i32,
                 focus_position: None,
                 approx_distance: None,
@@ -1266,7 +1168,7 @@ pub async fn serve_grpc_with_options(
         }))
         .add_service(cam::network_service_server::NetworkServiceServer::new(
             NetworkSvc {
-                ice_servers: Mutex::new(default_ice_servers()),
+                ice_servers: Setting::new(default_ice_servers()),
             },
         ));
 

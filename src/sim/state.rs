@@ -61,14 +61,9 @@ pub struct StreamSettings {
     pub awb_mode: i32,
 }
 
-/// Limits of one PTZ head; `None` means "unset: every value is valid", as in `ptz.proto`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PtzSpec {
-    pub name: String,
-    pub pan_limits_deg: Option<(f32, f32)>,
-    pub tilt_limits_deg: Option<(f32, f32)>,
-    pub zoom_limits: Option<(f32, f32)>,
-}
+/// Limits of one PTZ head; `None` means "unset: every value is valid", as in `ptz.proto`
+/// (the client's view of the same description).
+pub type PtzSpec = crate::robot::PtzInfo;
 
 /// A PTZ position.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -118,6 +118,31 @@ impl ResolvesServerCert for SniResolver {
         }
         found
     }
+}
+
+/// Signs a one-year TLS server certificate with these names (`params`' SANs and `common_name`)
+/// by the simulator's CA; `what` names it in errors.
+fn sign_server_cert(
+    mut params: CertificateParams,
+    common_name: &str,
+    key: &KeyPair,
+    issuer: &Issuer<'_, KeyPair>,
+    what: &str,
+) -> Result<Certificate, SimTlsError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, CA_ORGANIZATION);
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params, 365);
+    params
+        .signed_by(key, issuer)
+        .map_err(|source| SimTlsError::Generate {
+            what: what.to_string(),
+            source,
+        })
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {
@@ -219,7 +244,7 @@ impl SimCertificates {
                 CertLayout::SanOnly => false,
             };
             let key = generate_key(authority)?;
-            let mut params = if cn_only {
+            let params = if cn_only {
                 CertificateParams::default()
             } else {
                 CertificateParams::new(vec![authority.clone()]).map_err(|_| {
@@ -228,20 +253,7 @@ impl SimCertificates {
                     }
                 })?
             };
-            let mut dn = DistinguishedName::new();
-            dn.push(DnType::OrganizationName, CA_ORGANIZATION);
-            dn.push(DnType::CommonName, authority.as_str());
-            params.distinguished_name = dn;
-            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-            params.use_authority_key_identifier_extension = true;
-            validity(&mut params, 365);
-            let cert = params
-                .signed_by(&key, &issuer)
-                .map_err(|source| SimTlsError::Generate {
-                    what: authority.clone(),
-                    source,
-                })?;
+            let cert = sign_server_cert(params, authority, &key, &issuer, authority)?;
             let certified = to_certified_key(
                 &provider,
                 cert.der().clone(),
@@ -285,26 +297,12 @@ impl SimCertificates {
         let signalling_key = generate_key("signalling")?;
         let mut params = CertificateParams::default();
         params.subject_alt_names = sans;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, CA_ORGANIZATION);
-        dn.push(
-            DnType::CommonName,
-            signalling_hosts
-                .first()
-                .map(String::as_str)
-                .unwrap_or("spot_cam_sim signalling"),
-        );
-        params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        validity(&mut params, 365);
-        let signalling_cert = params
-            .signed_by(&signalling_key, &issuer)
-            .map_err(|source| SimTlsError::Generate {
-                what: "signalling".to_string(),
-                source,
-            })?;
+        let common_name = signalling_hosts
+            .first()
+            .map(String::as_str)
+            .unwrap_or("spot_cam_sim signalling");
+        let signalling_cert =
+            sign_server_cert(params, common_name, &signalling_key, &issuer, "signalling")?;
         let key_der =
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signalling_key.serialize_der()));
         let mut signalling = rustls::ServerConfig::builder_with_provider(provider)

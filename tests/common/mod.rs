@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use spot_ptz_stream::camera_link::answerer::AnswererConfig;
 use spot_ptz_stream::camera_link::signalling::SignallingConfig;
 use spot_ptz_stream::media::convert::ColorSpec;
-use spot_ptz_stream::media::decoder::DecoderSettings;
+use spot_ptz_stream::media::decoder::{DecoderBackend, DecoderSettings};
 use spot_ptz_stream::media::depacketizer::DEFAULT_MAX_ACCESS_UNIT_BYTES;
 use spot_ptz_stream::robot::{Credentials, RobotConfig};
 use spot_ptz_stream::stream::{PrepareConfig, StreamConfig};
@@ -32,16 +32,35 @@ pub struct Sim {
 impl Sim {
     /// Starts the simulator with these extra flags and waits for its `ready` line.
     pub fn start(extra: &[&str]) -> Sim {
+        Sim::start_logging(extra, Some("info,spot_ptz_stream=debug"))
+    }
+
+    /// A 640x360 simulator (most tests' size) with these extra flags.
+    pub fn start_640x360(extra: &[&str]) -> Sim {
+        let args: Vec<&str> = ["--width", "640", "--height", "360"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        Sim::start(&args)
+    }
+
+    /// As [`Sim::start`], with this `RUST_LOG` (`None`: the simulator's default filter).
+    pub fn start_logging(extra: &[&str], rust_log: Option<&str>) -> Sim {
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr_log = dir.path().join("sim.log");
         let stderr = std::fs::File::create(&stderr_log).expect("sim log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spot_cam_sim"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spot_cam_sim"));
+        command
             .args(["--bind", "127.0.0.1", "--grpc-port", "0", "--sdp-port", "0"])
             .arg("--cert-dir")
             .arg(dir.path().join("certs"))
             .args(["--username", USERNAME, "--password", PASSWORD])
-            .args(extra)
-            .env("RUST_LOG", "info,spot_ptz_stream=debug")
+            .args(extra);
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -138,6 +157,7 @@ impl Sim {
             reconnect_max: Duration::from_secs(2),
             token_refresh_interval: Duration::from_secs(3600),
             decoder: DecoderSettings {
+                backend: DecoderBackend::default_for_build(),
                 color: ColorSpec::default(),
                 resync_wait: Duration::from_secs(2),
                 headroom_bytes: 0,
