@@ -111,6 +111,31 @@ fn decode(c: &mut Criterion) {
                 BatchSize::PerIteration,
             );
         });
+        // The default decoder, with its loss guard (one slice-header read per access unit).
+        #[cfg(feature = "libavcodec")]
+        group.bench_function(
+            format!("libavcodec_{}mbps_30_frames", bitrate_bps / 1_000_000),
+            |b| {
+                use spot_ptz_stream::media::libavcodec::{Decoded, LibavcodecDecoder};
+                b.iter_batched(
+                    || LibavcodecDecoder::new().expect("libavcodec"),
+                    |mut h264| {
+                        let mut pictures = 0;
+                        for frame in &clip {
+                            if let Decoded::Picture(planes) =
+                                h264.decode(&frame.data).expect("decoding")
+                            {
+                                pictures += 1;
+                                black_box(planes.width);
+                            }
+                        }
+                        assert_eq!(pictures, FRAMES);
+                        h264
+                    },
+                    BatchSize::PerIteration,
+                );
+            },
+        );
     }
     group.finish();
 }

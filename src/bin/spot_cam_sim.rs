@@ -62,6 +62,10 @@ struct Args {
     /// Fault: close every peer connection this many seconds after it connected.
     #[arg(long)]
     drop_after_secs: Option<f64>,
+    /// Fault: this many seconds after each peer connected, vanish from the network without a
+    /// goodbye (no more packets either way, no DTLS close), as a camera that loses power.
+    #[arg(long)]
+    vanish_after_secs: Option<f64>,
     /// Fault: answer signalling with 503 for this many seconds after start.
     #[arg(long)]
     refuse_signalling_secs: Option<f64>,
@@ -124,6 +128,10 @@ impl Args {
                 .drop_after_secs
                 .map(|s| seconds("drop-after-secs", s))
                 .transpose()?,
+            vanish_after: self
+                .vanish_after_secs
+                .map(|s| seconds("vanish-after-secs", s))
+                .transpose()?,
             refuse_signalling_for: self
                 .refuse_signalling_secs
                 .map(|s| seconds("refuse-signalling-secs", s))
@@ -147,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
         bind = %config.bind, width = config.width, height = config.height, fps = config.fps,
         bitrate_bps = config.bitrate_bps, idr_interval_frames = config.idr_interval_frames,
         loss_percent = config.loss_percent, drop_after = ?config.drop_after,
+        vanish_after = ?config.vanish_after,
         refuse_signalling_for = ?config.refuse_signalling_for, join_mid_stream = config.join_mid_stream,
         resize_on_screen_change = config.resize_on_screen_change, username = %config.username,
         "starting spot_cam_sim"

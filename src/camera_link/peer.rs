@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
@@ -18,12 +19,15 @@ use tracing::{debug, info, warn};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState,
+    RTCPeerConnectionState, SettingEngine, SettingEngineBuilder,
 };
 use webrtc::runtime::Runtime;
 
 /// How long [`close`] waits for the peer connection to shut down.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
+/// SRTP packets a retransmission may lag behind the newest one and still be accepted (a
+/// 1080p IDR at 8 Mbit/s is several hundred packets).
+const SRTP_REPLAY_WINDOW_PACKETS: usize = 2048;
 /// How often [`watch_remote_close`] looks at the DTLS transport.
 const REMOTE_CLOSE_POLL: Duration = Duration::from_millis(200);
 
@@ -169,6 +173,21 @@ impl<T: TrackHandler> PeerConnectionEventHandler for Events<T> {
     }
 }
 
+/// Settings both peers share:
+///
+/// - no multicast DNS: the Spot CAM's candidates are plain IP addresses, and the library's
+///   default (`QueryOnly`) opens a multicast socket, which fails with `ENODEV` on a host
+///   whose only interface is loopback (or has no multicast route);
+/// - an SRTP replay window of [`SRTP_REPLAY_WINDOW_PACKETS`]: a retransmission the NACK
+///   responder sends after a loss arrives hundreds of packets late during an IDR burst, and the
+///   default window (64) would discard it as a replay.
+fn setting_engine() -> SettingEngine {
+    SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_srtp_replay_protection_window(SRTP_REPLAY_WINDOW_PACKETS)
+        .build()
+}
+
 /// Builds a peer connection bound to `udp_addrs` whose events go to `reporter` and `tracks`.
 pub async fn build(
     me: MediaEngine,
@@ -180,6 +199,7 @@ pub async fn build(
 ) -> Result<Arc<dyn PeerConnection>, PeerSetupError> {
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(me)
+        .with_setting_engine(setting_engine())
         .with_interceptor_registry(registry)
         .with_runtime(runtime)
         .with_handler(Arc::new(Events { reporter, tracks }))

@@ -28,16 +28,22 @@ use webrtc::runtime::{
 /// Whether a smaller grant than asked was already reported (once per process is enough).
 static REPORTED_SMALL_GRANT: AtomicBool = AtomicBool::new(false);
 
+/// Wraps every UDP socket a [`UdpBufferRuntime`] creates (the simulator's link faults).
+pub type SocketWrapper =
+    Arc<dyn Fn(Arc<dyn AsyncUdpSocket>) -> Arc<dyn AsyncUdpSocket> + Send + Sync>;
+
 /// The tokio runtime, with `SO_RCVBUF` set on every UDP socket.
 pub struct UdpBufferRuntime {
     inner: TokioRuntime,
     receive_buffer_bytes: usize,
+    wrap_socket: Option<SocketWrapper>,
 }
 
 impl fmt::Debug for UdpBufferRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UdpBufferRuntime")
             .field("receive_buffer_bytes", &self.receive_buffer_bytes)
+            .field("wraps_sockets", &self.wrap_socket.is_some())
             .finish()
     }
 }
@@ -48,7 +54,14 @@ impl UdpBufferRuntime {
         Self {
             inner: TokioRuntime,
             receive_buffer_bytes,
+            wrap_socket: None,
         }
+    }
+
+    /// Every UDP socket goes through `wrap` once created.
+    pub fn with_socket_wrapper(mut self, wrap: SocketWrapper) -> Self {
+        self.wrap_socket = Some(wrap);
+        self
     }
 }
 
@@ -97,7 +110,11 @@ impl Runtime for UdpBufferRuntime {
                 }
             }
         }
-        self.inner.wrap_udp_socket(socket)
+        let socket = self.inner.wrap_udp_socket(socket)?;
+        Ok(match &self.wrap_socket {
+            Some(wrap) => wrap(socket),
+            None => socket,
+        })
     }
 
     fn wrap_tcp_listener(

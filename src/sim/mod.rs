@@ -3,7 +3,8 @@
 //! - [`tls`]: a test root CA and per-authority server certificates.
 //! - [`auth`] and [`robot_services`]: the robot's gRPC services (auth, directory, Spot CAM).
 //! - [`signalling_server`]: the camera's HTTPS `/h264.sdp` offer/answer endpoint.
-//! - [`offerer`] and [`session`]: one WebRTC offerer peer per signalling session, streaming.
+//! - [`offerer`] and [`session`]: one WebRTC offerer peer per signalling session, streaming;
+//!   [`link`]: the network between it and the client, with the faults the world has.
 //! - [`scene`] and [`camera`]: the synthetic scene, encoded live with openh264 and fanned out;
 //!   [`frame_tag`]: the frame number drawn into every picture (tests and benchmarks read it).
 //! - [`state`]: what the gRPC services change and the camera reads (screen, stream params, PTZ).
@@ -11,6 +12,7 @@
 pub mod auth;
 pub mod camera;
 pub mod frame_tag;
+pub mod link;
 pub mod offerer;
 pub mod robot_services;
 pub mod scene;

@@ -33,11 +33,12 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use webrtc::rtp_transceiver::RtpSender;
-use webrtc::runtime::TokioRuntime;
 
 use crate::camera_link::peer::{
     self, PeerSetupError, PeerState, StateReporter, TrackHandler, watch_remote_close,
 };
+use crate::camera_link::sockets::UdpBufferRuntime;
+use crate::sim::link::Link;
 
 /// Payload type offered for H.264 (pm=1, 42e01f).
 const H264_PAYLOAD_TYPE: u8 = 102;
@@ -253,6 +254,7 @@ pub struct OffererPeer {
     state_tx: watch::Sender<PeerState>,
     state_rx: watch::Receiver<PeerState>,
     keyframe_rx: watch::Receiver<u64>,
+    link: Link,
 }
 
 fn local_track(kind: RtpCodecKind, codec: &RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
@@ -360,7 +362,8 @@ impl OffererPeer {
         let tracks = ReturnMediaCounter {
             received_media_packets: Arc::clone(&received_media_packets),
         };
-        let runtime = Arc::new(TokioRuntime);
+        let link = Link::default();
+        let runtime = Arc::new(UdpBufferRuntime::new(0).with_socket_wrapper(link.socket_wrapper()));
         let pc = peer::build(me, registry, runtime, reporter, tracks, &cfg.udp_bind_addrs).await?;
 
         let video_track = Arc::new(TrackLocalStaticRTP::new(local_track(
@@ -430,8 +433,15 @@ impl OffererPeer {
             state_tx,
             state_rx,
             keyframe_rx,
+            link,
         };
         Ok((peer, sdp))
+    }
+
+    /// The camera vanishes from the network: nothing is sent or received any more (see
+    /// [`Link`]); the peer connection is not closed.
+    pub fn vanish(&self) {
+        self.link.vanish();
     }
 
     /// Applies the client's answer and starts the Opus silence sender.

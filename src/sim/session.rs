@@ -20,6 +20,9 @@ pub struct SessionFaults {
     pub join_mid_stream: bool,
     /// Close every peer connection after this long.
     pub drop_after: Option<Duration>,
+    /// Vanish from the network this long after each peer connected: no more packets either
+    /// way, no goodbye (a camera that loses power).
+    pub vanish_after: Option<Duration>,
 }
 
 async fn wait_connected(peer: &OffererPeer, shutdown: &CancellationToken) -> bool {
@@ -42,7 +45,15 @@ async fn wait_connected(peer: &OffererPeer, shutdown: &CancellationToken) -> boo
     }
 }
 
-/// Streams to one peer; closes it at the end.
+/// Resolves at `at`, or never.
+async fn deadline(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Streams to one peer; closes it at the end (after a vanish the goodbye goes nowhere).
 pub async fn run(
     id: String,
     peer: OffererPeer,
@@ -65,20 +76,20 @@ pub async fn run(
     let mut skipping_to_non_idr = faults.join_mid_stream;
     let mut state = peer.state();
     let mut keyframe_requests = peer.keyframe_requests();
-    let drop_deadline = faults.drop_after.map(|d| connected_at + d);
-    let drop_timer = async {
-        match drop_deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-            None => std::future::pending().await,
-        }
-    };
+    let drop_timer = deadline(faults.drop_after.map(|d| connected_at + d));
     tokio::pin!(drop_timer);
+    let vanish_timer = deadline(faults.vanish_after.map(|d| connected_at + d));
+    tokio::pin!(vanish_timer);
     let mut frames_sent: u64 = 0;
 
     let reason = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break "simulator shutting down",
             () = &mut drop_timer => break "dropping the connection (--drop-after-secs)",
+            () = &mut vanish_timer => {
+                peer.vanish();
+                break "vanished from the network without a goodbye (--vanish-after-secs)";
+            }
             changed = state.changed() => {
                 if changed.is_err() {
                     break "peer gone";

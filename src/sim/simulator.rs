@@ -36,6 +36,7 @@ pub struct SimConfig {
     pub frame_log: Option<PathBuf>,
     pub loss_percent: f64,
     pub drop_after: Option<Duration>,
+    pub vanish_after: Option<Duration>,
     pub refuse_signalling_for: Option<Duration>,
     pub join_mid_stream: bool,
     pub repeat_parameter_sets: bool,
@@ -139,6 +140,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
                 faults: SessionFaults {
                     join_mid_stream: config.join_mid_stream,
                     drop_after: config.drop_after,
+                    vanish_after: config.vanish_after,
                 },
                 refuse_until: config.refuse_signalling_for.map(|d| Instant::now() + d),
             },
