@@ -55,6 +55,32 @@ fn check<T>(header_ok: bool, result: &Result<T, RobotError>) {
     }
 }
 
+/// A response through the client: accepted exactly when its header is OK. The mapped value
+/// (none when refused).
+fn mapped<U>(header: Option<&pb::ResponseHeader>, map: impl FnOnce() -> U) -> Option<U> {
+    let result = accepted(header, map);
+    check(header_is_ok(header), &result);
+    result.ok()
+}
+
+/// A list response through the client: accepted exactly when its header is OK, then one
+/// entry per listed item. The entries (none when refused).
+fn mapped_list<T: Clone, U>(
+    header: Option<&pb::ResponseHeader>,
+    items: &[T],
+    map: fn(T) -> U,
+) -> Vec<U> {
+    let result = accepted(header, || {
+        items.iter().cloned().map(map).collect::<Vec<_>>()
+    });
+    check(header_is_ok(header), &result);
+    let mapped = result.unwrap_or_default();
+    if header_is_ok(header) {
+        assert_eq!(mapped.len(), items.len());
+    }
+    mapped
+}
+
 fn check_limits(limits: Option<(f32, f32)>) {
     assert_ne!(limits, Some((0.0, 0.0)));
 }
@@ -67,110 +93,56 @@ pub fn run(data: &[u8]) {
     match usize::from(selector) % KINDS.len() {
         0 => {
             if let Ok(response) = pb::ListServiceEntriesResponse::decode(bytes) {
-                let (ok, count) = (
-                    header_is_ok(response.header.as_ref()),
-                    response.service_entries.len(),
-                );
-                let result = accepted(response.header.as_ref(), || {
-                    response
-                        .service_entries
-                        .iter()
-                        .cloned()
-                        .map(service_info_from)
-                        .collect::<Vec<_>>()
-                });
-                check(ok, &result);
-                if let Ok(services) = result {
-                    assert_eq!(services.len(), count);
-                }
+                let header = response.header.as_ref();
+                mapped_list(header, &response.service_entries, service_info_from);
             }
         }
         1 => {
             if let Ok(response) = cam::GetVisibleCamerasResponse::decode(bytes) {
-                let (ok, count) = (
-                    header_is_ok(response.header.as_ref()),
-                    response.streams.len(),
+                mapped_list(
+                    response.header.as_ref(),
+                    &response.streams,
+                    visible_camera_from,
                 );
-                let result = accepted(response.header.as_ref(), || {
-                    response
-                        .streams
-                        .iter()
-                        .cloned()
-                        .map(visible_camera_from)
-                        .collect::<Vec<_>>()
-                });
-                check(ok, &result);
-                if let Ok(cameras) = result {
-                    assert_eq!(cameras.len(), count);
-                }
             }
         }
         2 => {
             if let Ok(response) = cam::GetStreamParamsResponse::decode(bytes) {
-                let ok = header_is_ok(response.header.as_ref());
-                check(
-                    ok,
-                    &accepted(response.header.as_ref(), || {
-                        stream_params_from(response.params)
-                    }),
-                );
+                mapped(response.header.as_ref(), || {
+                    stream_params_from(response.params)
+                });
             }
         }
         3 => {
             if let Ok(response) = cam::SetStreamParamsResponse::decode(bytes) {
-                let ok = header_is_ok(response.header.as_ref());
-                check(
-                    ok,
-                    &accepted(response.header.as_ref(), || {
-                        stream_params_from(response.params)
-                    }),
-                );
+                mapped(response.header.as_ref(), || {
+                    stream_params_from(response.params)
+                });
             }
         }
         4 => {
             if let Ok(response) = cam::ListPtzResponse::decode(bytes) {
-                let (ok, count) = (header_is_ok(response.header.as_ref()), response.ptzs.len());
-                let result = accepted(response.header.as_ref(), || {
-                    response
-                        .ptzs
-                        .iter()
-                        .cloned()
-                        .map(ptz_info_from)
-                        .collect::<Vec<_>>()
-                });
-                check(ok, &result);
-                if let Ok(heads) = result {
-                    assert_eq!(heads.len(), count);
-                    for head in heads {
-                        check_limits(head.pan_limits_deg);
-                        check_limits(head.tilt_limits_deg);
-                        check_limits(head.zoom_limits);
-                    }
+                for head in mapped_list(response.header.as_ref(), &response.ptzs, ptz_info_from) {
+                    check_limits(head.pan_limits_deg);
+                    check_limits(head.tilt_limits_deg);
+                    check_limits(head.zoom_limits);
                 }
             }
         }
         5 => {
             if let Ok(response) = cam::GetPtzPositionResponse::decode(bytes) {
-                let ok = header_is_ok(response.header.as_ref());
-                let result = accepted(response.header.as_ref(), || {
+                let pose = mapped(response.header.as_ref(), || {
                     ptz_pose_from("mech", response.position)
                 });
-                check(ok, &result);
-                if let Ok(pose) = result {
-                    assert!(!pose.name.is_empty());
-                }
+                assert!(pose.is_none_or(|p| !p.name.is_empty()));
             }
         }
         6 => {
             if let Ok(response) = cam::SetPtzPositionResponse::decode(bytes) {
-                let ok = header_is_ok(response.header.as_ref());
-                let result = accepted(response.header.as_ref(), || {
+                let pose = mapped(response.header.as_ref(), || {
                     ptz_pose_from("mech", response.position)
                 });
-                check(ok, &result);
-                if let Ok(pose) = result {
-                    assert!(!pose.name.is_empty());
-                }
+                assert!(pose.is_none_or(|p| !p.name.is_empty()));
             }
         }
         _ => {

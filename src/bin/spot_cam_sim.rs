@@ -72,6 +72,10 @@ struct Args {
     /// Fault: start each session on a non-IDR frame and do not send an IDR when a peer joins.
     #[arg(long)]
     join_mid_stream: bool,
+    /// Fault: ignore the client's keyframe requests (PLI/FIR), as the Spot CAM may; only the
+    /// encoder's own IDRs (--idr-interval) make the stream decodable again.
+    #[arg(long)]
+    ignore_keyframe_requests: bool,
     /// Send SPS/PPS before every frame (by default only with IDRs, like a bare encoder).
     #[arg(long)]
     repeat_parameter_sets: bool,
@@ -137,6 +141,7 @@ impl Args {
                 .map(|s| seconds("refuse-signalling-secs", s))
                 .transpose()?,
             join_mid_stream: self.join_mid_stream,
+            ignore_keyframe_requests: self.ignore_keyframe_requests,
             repeat_parameter_sets: self.repeat_parameter_sets,
             resize_on_screen_change: self.resize_on_screen_change,
             services_delay: seconds("services-delay-secs", self.services_delay_secs)?,
@@ -157,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         loss_percent = config.loss_percent, drop_after = ?config.drop_after,
         vanish_after = ?config.vanish_after,
         refuse_signalling_for = ?config.refuse_signalling_for, join_mid_stream = config.join_mid_stream,
+        ignore_keyframe_requests = config.ignore_keyframe_requests,
         resize_on_screen_change = config.resize_on_screen_change, username = %config.username,
         "starting spot_cam_sim"
     );

@@ -18,6 +18,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct SessionFaults {
     /// Start each session on a non-IDR frame and do not force an IDR when a peer joins.
     pub join_mid_stream: bool,
+    /// Ignore the peer's keyframe requests (PLI/FIR), as the Spot CAM may: pictures become
+    /// decodable only at the encoder's own IDRs.
+    pub ignore_keyframe_requests: bool,
     /// Close every peer connection after this long.
     pub drop_after: Option<Duration>,
     /// Vanish from the network this long after each peer connected: no more packets either
@@ -102,8 +105,12 @@ pub async fn run(
             changed = keyframe_requests.changed() => {
                 if changed.is_ok() {
                     keyframe_requests.borrow_and_update();
-                    tracing::debug!(%id, "keyframe requested by the peer");
-                    camera.request_keyframe();
+                    if faults.ignore_keyframe_requests {
+                        tracing::debug!(%id, "keyframe request ignored (--ignore-keyframe-requests)");
+                    } else {
+                        tracing::debug!(%id, "keyframe requested by the peer");
+                        camera.request_keyframe();
+                    }
                 }
             }
             received = frames.recv() => match received {

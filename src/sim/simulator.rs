@@ -39,6 +39,7 @@ pub struct SimConfig {
     pub vanish_after: Option<Duration>,
     pub refuse_signalling_for: Option<Duration>,
     pub join_mid_stream: bool,
+    pub ignore_keyframe_requests: bool,
     pub repeat_parameter_sets: bool,
     pub resize_on_screen_change: bool,
     pub services_delay: Duration,
@@ -139,6 +140,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
                 },
                 faults: SessionFaults {
                     join_mid_stream: config.join_mid_stream,
+                    ignore_keyframe_requests: config.ignore_keyframe_requests,
                     drop_after: config.drop_after,
                     vanish_after: config.vanish_after,
                 },
