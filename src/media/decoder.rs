@@ -256,16 +256,12 @@ impl Worker {
             self.idle = true;
             return;
         }
-        // Access units dropped before this one (by the queue, or by the depacketizer after a
-        // packet loss): its references may be gone.
-        let mut lost = input_drops != self.input_drops_seen || au.after_gap;
+        // Access units dropped before this one (by the queue, by the depacketizer after a
+        // packet loss, or undecoded while nobody wanted frames): its references may be gone,
+        // so start again from the next whole picture, and ask for one.
+        let lost =
+            input_drops != self.input_drops_seen || au.after_gap || std::mem::take(&mut self.idle);
         self.input_drops_seen = input_drops;
-        if self.idle {
-            // A consumer came back: start again from the next whole picture.
-            self.idle = false;
-            self.restart();
-            lost = true;
-        }
         let outcome = match &mut self.backend {
             Backend::Openh264 {
                 decoder,
@@ -349,18 +345,6 @@ impl Worker {
             bump(&stats.frames_dropped);
             tracing::debug!("the consumer is behind: dropped the oldest decoded frame");
         }
-    }
-
-    /// Forgets the decoder's state and waits for the next whole picture.
-    fn restart(&mut self) {
-        match &mut self.backend {
-            Backend::Openh264 { resync_since, .. } => {
-                *resync_since = Some(Instant::now());
-            }
-            #[cfg(feature = "libavcodec")]
-            Backend::Libavcodec(decoder) => decoder.notify_loss(),
-        }
-        (self.output.on_keyframe_needed)();
     }
 }
 

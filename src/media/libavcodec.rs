@@ -193,9 +193,7 @@ impl LibavcodecDecoder {
             tracing::debug!("H.264 frame_num gap: a reference picture was lost");
             self.restart();
         }
-        let mut packet = ff::Packet::copy(access_unit);
-        packet.set_pts(None);
-        if let Err(error) = self.decoder.send_packet(&packet) {
+        if let Err(error) = self.decoder.send_packet(&ff::Packet::copy(access_unit)) {
             self.restart();
             return Err(LibavcodecError::Decode(error));
         }
