@@ -14,7 +14,7 @@
 //!   it restarts libavcodec: a fresh codec context, fed the SPS/PPS seen so far, which withholds
 //!   output until the next IDR or completed recovery point. A fresh context, not
 //!   `avcodec_flush_buffers`: after a concealed picture a flushed decoder mis-decoded even the
-//!   next IDR in our measurements (`dev/avproto/REPORT.md`).
+//!   next IDR in our measurements (`dev/avproto-report.md`).
 //!
 //! libav's log messages go to `tracing` (target `libav`, one level below libav's own: its
 //! "errors" are routine on a lossy link) through [`route_logs_to_tracing`].
