@@ -201,19 +201,26 @@ def analyse_unwatched(run_dir, samples, warmup_secs):
         return result
     frames = int(window[-1]["frames_received"]) - int(window[0]["frames_received"])
     wall_secs = (window[-1]["receive_ns"] - window[0]["receive_ns"]) / 1e9
-    cpu_secs = in_window[-1][1] - in_window[0][1]
     result["window_secs"] = round(wall_secs, 2)
     result["fps"] = frames / wall_secs if wall_secs > 0 else None
     result["frames_decoded"] = int(window[-1].get("frames_decoded", "0"))
+    add_cpu_and_memory(result, in_window, frames, wall_secs)
+    result["rss_peak_mb"] = max(s[3] for s in samples) / 1024
+    return result
+
+
+def add_cpu_and_memory(result, in_window, frames, wall_secs):
+    """CPU per frame and steady memory of the receiver over `in_window` (its /proc samples)."""
+    cpu_secs = in_window[-1][1] - in_window[0][1]
     result["cpu_percent_of_one_core"] = 100.0 * cpu_secs / wall_secs
     if frames:
         result["cpu_ms_per_frame"] = 1e3 * cpu_secs / frames
     steady = in_window[len(in_window) // 2:]
     result["rss_steady_mb"] = statistics.median(s[2] for s in steady) / 1024
+    # Of which shared memory: the DDS transport's segment (64 MiB with ros-env.sh's
+    # profile), filled by the images on their way out and shared with the readers.
     result["rss_shared_memory_mb"] = statistics.median(s[4] for s in steady) / 1024
     result["rss_private_steady_mb"] = result["rss_steady_mb"] - result["rss_shared_memory_mb"]
-    result["rss_peak_mb"] = max(s[3] for s in samples) / 1024
-    return result
 
 
 def analyse(run_dir, images, capture_ns, samples, warmup_secs):
@@ -252,18 +259,9 @@ def analyse(run_dir, images, capture_ns, samples, warmup_secs):
     # CPU and memory of the receiver, over the same window.
     in_window = [s for s in samples if window_start <= s[0] <= window_end]
     if len(in_window) >= 2:
-        cpu_secs = in_window[-1][1] - in_window[0][1]
         frames = sum(1 for _, r, _ in window if in_window[0][0] <= r <= in_window[-1][0])
         wall_secs = (in_window[-1][0] - in_window[0][0]) / 1e9
-        result["cpu_percent_of_one_core"] = 100.0 * cpu_secs / wall_secs
-        if frames:
-            result["cpu_ms_per_frame"] = 1e3 * cpu_secs / frames
-        steady = in_window[len(in_window) // 2:]
-        result["rss_steady_mb"] = statistics.median(s[2] for s in steady) / 1024
-        # Of which shared memory: the DDS transport's segment (64 MiB with ros-env.sh's
-        # profile), filled by the images on their way out and shared with the readers.
-        result["rss_shared_memory_mb"] = statistics.median(s[4] for s in steady) / 1024
-        result["rss_private_steady_mb"] = result["rss_steady_mb"] - result["rss_shared_memory_mb"]
+        add_cpu_and_memory(result, in_window, frames, wall_secs)
         result["rss_growth_mb_per_min"] = slope_per_min([(s[0], s[2] / 1024) for s in in_window])
     if samples:
         result["rss_peak_mb"] = max(s[3] for s in samples) / 1024

@@ -9,7 +9,27 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_id};
+use common::node::{NodeLaunch, NodeProcess, StatsWatcher, counter, subscribe, unique_domain_id};
+
+/// Subscribes to `image_raw` and waits for 30 images (30 s at most each); how many carry a
+/// frame tag that reads back from the pixels.
+fn tagged_of_30_images(domain: u32, node: &NodeProcess, sim: &Sim) -> usize {
+    let images = subscribe("image", "image_raw", 30, domain);
+    (0..30)
+        .filter(|_| {
+            let image = images
+                .next_json(Duration::from_secs(30))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no pictures; node log:\n{}\nsim log:\n{}",
+                        node.log(),
+                        sim.log()
+                    )
+                });
+            image["frame_number"].is_u64()
+        })
+        .count()
+}
 
 #[test]
 fn joins_a_stream_that_starts_on_a_non_idr_frame_without_periodic_idrs() {
@@ -19,23 +39,8 @@ fn joins_a_stream_that_starts_on_a_non_idr_frame_without_periodic_idrs() {
         // Leave the camera's IDR interval alone (0 = unchanged), so only PLIs give IDRs.
         .param("idr_interval_frames", "0")
         .start();
-    let images = subscribe("image", "image_raw", 30, domain);
     let mut stats = StatsWatcher::start(domain);
-    let mut tagged = 0;
-    for _ in 0..30 {
-        let image = images
-            .next_json(Duration::from_secs(30))
-            .unwrap_or_else(|| {
-                panic!(
-                    "frames stopped; node log:\n{}\nsim log:\n{}",
-                    node.log(),
-                    sim.log()
-                )
-            });
-        if image["frame_number"].is_u64() {
-            tagged += 1;
-        }
-    }
+    let tagged = tagged_of_30_images(domain, &node, &sim);
     assert!(tagged >= 29, "only {tagged} of 30 frames decoded cleanly");
     let status = stats
         .wait_for(Duration::from_secs(10), |s| {
@@ -64,23 +69,8 @@ fn joins_a_camera_that_ignores_keyframe_requests_at_its_next_own_idr() {
     let node = NodeLaunch::new(domain, Some(&sim))
         .param("idr_interval_frames", "0")
         .start();
-    let images = subscribe("image", "image_raw", 30, domain);
     let mut stats = StatsWatcher::start(domain);
-    let mut tagged = 0;
-    for _ in 0..30 {
-        let image = images
-            .next_json(Duration::from_secs(30))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no pictures from the camera's own IDRs; node log:\n{}\nsim log:\n{}",
-                    node.log(),
-                    sim.log()
-                )
-            });
-        if image["frame_number"].is_u64() {
-            tagged += 1;
-        }
-    }
+    let tagged = tagged_of_30_images(domain, &node, &sim);
     assert_eq!(tagged, 30, "pictures whose frame tag did not read back");
     let status = stats
         .wait_for(Duration::from_secs(10), |s| {
