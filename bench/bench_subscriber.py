@@ -6,6 +6,12 @@ receiver's ~/stats; once the image publisher and the start service are discovere
 ~/start_stream and notes when. Writes, line by line (so a stopped run keeps its data):
 
   <out>/images.csv   frame_number,receive_ns,stamp_ns   (frame number from the simulator's tag)
+                     [,worst_block  with --check-pixels: the picture's worst 16x16-block luma
+                     error against what the simulator drew for that frame (bench/sim_scene.py);
+                     empty for an image not checked or without a readable tag]
+  <out>/pixel_check.json  with --check-pixels: {"every", "checked", "mean_ms", "max_ms",
+                     "control_min" (the lowest worst-block error of a clean picture against the
+                     drawing of two frames before it; the check sees a wrong picture if > 24)}
   <out>/stats.jsonl  one JSON object of ~/stats key/values per message, with receive_ns
   <out>/start.json   {"start_call_ns", "start_response_ns", "response"}
 
@@ -25,6 +31,8 @@ from rclpy.signals import SignalHandlerOptions
 from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
+
+from sim_scene import DAMAGED_WORST_BLOCK, PixelCheck
 
 TAG_BLOCKS = 32
 
@@ -59,7 +67,14 @@ def main():
     parser.add_argument("--discovery-timeout-secs", type=float, default=30.0)
     parser.add_argument("--without-images", action="store_true",
                         help="subscribe only to the stats (the receiver has no image consumer)")
+    parser.add_argument("--check-pixels", action="store_true",
+                        help="compare each picture with the simulator's drawing (needs --fps)")
+    parser.add_argument("--fps", type=int, help="the simulator's frame rate (its scene time)")
+    parser.add_argument("--check-every", type=int, default=1,
+                        help="with --check-pixels: check every Nth image only (a slow machine)")
     args = parser.parse_args()
+    if args.check_pixels and not args.fps:
+        parser.error("--check-pixels needs --fps")
     os.makedirs(args.out, exist_ok=True)
 
     stopping = False
@@ -75,14 +90,39 @@ def main():
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = Node("bench_subscriber")
     images = open(os.path.join(args.out, "images.csv"), "w", buffering=1)
-    images.write("frame_number,receive_ns,stamp_ns\n")
+    images.write("frame_number,receive_ns,stamp_ns" +
+                 (",worst_block\n" if args.check_pixels else "\n"))
     stats = open(os.path.join(args.out, "stats.jsonl"), "w", buffering=1)
+    pixels = {"check": None, "seen": 0, "checked": 0, "total_secs": 0.0, "max_secs": 0.0}
+
+    def check_pixels(msg, number):
+        """The worst block's error, or '' (not checked this time, or no frame number)."""
+        pixels["seen"] += 1
+        if number is None or (pixels["seen"] - 1) % max(1, args.check_every):
+            return ""
+        started = time.perf_counter()
+        check = pixels["check"]
+        if check is None or (check.scene.width, check.scene.height) != (msg.width & ~1,
+                                                                         msg.height & ~1):
+            check = pixels["check"] = PixelCheck(msg.width, msg.height, args.fps)
+        worst = check.worst_block(msg.data, msg.step, number)
+        secs = time.perf_counter() - started
+        pixels["checked"] += 1
+        if number >= 2 and worst <= DAMAGED_WORST_BLOCK and pixels["checked"] % 30 == 1:
+            # Control, once a second or so: the same picture against the drawing of two
+            # frames earlier must fail, else the check could not see a wrong picture.
+            control = check.worst_block(msg.data, msg.step, number - 2)
+            pixels["control_min"] = min(pixels.get("control_min", control), control)
+        pixels["total_secs"] += secs
+        pixels["max_secs"] = max(pixels["max_secs"], secs)
+        return f",{worst:.2f}"
 
     def on_image(msg):
         receive_ns = time.time_ns()
         number = read_frame_number(msg.data, msg.step, msg.width, msg.height)
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        images.write(f"{'' if number is None else number},{receive_ns},{stamp_ns}\n")
+        worst = (check_pixels(msg, number) or ",") if args.check_pixels else ""
+        images.write(f"{'' if number is None else number},{receive_ns},{stamp_ns}{worst}\n")
 
     def on_stats(msg):
         values = {kv.key: kv.value for kv in msg.values}
@@ -127,6 +167,13 @@ def main():
             start_written = True
     images.close()
     stats.close()
+    if args.check_pixels:
+        checked = pixels["checked"]
+        with open(os.path.join(args.out, "pixel_check.json"), "w") as f:
+            json.dump({"every": args.check_every, "checked": checked,
+                       "mean_ms": 1e3 * pixels["total_secs"] / checked if checked else None,
+                       "max_ms": 1e3 * pixels["max_secs"],
+                       "control_min": pixels.get("control_min")}, f)
     node.destroy_node()
     rclpy.try_shutdown()
 

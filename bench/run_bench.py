@@ -16,6 +16,14 @@ Receivers:
   baseline       bench/baseline_receiver.py: aiortc + PyAV + numpy + rclpy, as the Python
                  drivers do
 
+Lossy link (--link-loss-percents, off by default): for each loss level one more simulator runs,
+like the Spot CAM (intra refresh, keyframe requests ignored) behind a link that loses, delays and
+reorders packets (LINK_FLAGS), at the first bitrate; `ours` and `baseline` stream from it one
+after the other, and the subscriber compares every picture with what the simulator drew for its
+frame number (bench/sim_scene.py). Figures per receiver: the frames published undamaged, as a
+percentage of the frames the camera sent; the pictures published damaged; and how long the gaps
+of frames not published cleanly last (the time to recover from a loss burst).
+
 Outputs in --out: results.json, results.md (tables), plot.png, and each run's raw files.
 """
 import argparse
@@ -35,6 +43,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SYSTEMS = ("ours", "ours_openh264", "ours_unwatched", "baseline")
+# The lossy-link run: a camera like the Spot CAM (one IDR, then intra refresh; keyframe requests
+# ignored, so a receiver must repair the loss or wait out a refresh period) behind a Wi-Fi-like
+# link (bursts of 3 packets lost after the camera's retransmission buffer, 1 % reordered, 20 ms
+# one way); the loss percentage is added per level.
+LINK_FLAGS = ["--intra-refresh", "--ignore-keyframe-requests", "--link-burst-len", "3",
+              "--link-reorder-percent", "1", "--link-delay-ms", "20"]
+LOSSY_SYSTEMS = ("ours", "baseline")
+LOSSY_DEFAULT_BITRATE_BPS = 2_000_000
+# A published picture is damaged when its worst 16x16 block is further than this from the
+# simulator's drawing (mean absolute luma error; as tests/node_lossy_link.rs).
+DAMAGED_WORST_BLOCK = 12.0
+# Frames captured this close to the end of a run are not counted as sent (still on their way).
+LOSSY_END_MARGIN_SECS = 1.0
 
 
 def is_ours(system):
@@ -155,6 +176,17 @@ def read_images(path):
     return rows
 
 
+def read_pixel_checks(path):
+    """(frame_number or None, receive_ns, worst_block or None) of every image, if checked."""
+    rows = []
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            worst = row.get("worst_block")
+            rows.append((int(row["frame_number"]) if row["frame_number"] else None,
+                         int(row["receive_ns"]), float(worst) if worst else None))
+    return rows
+
+
 def read_jsonl(path):
     if not os.path.exists(path):
         return []
@@ -180,7 +212,9 @@ def progress_seen(system, path):
     if not os.path.exists(path):
         return False
     if system != "ours_unwatched":
-        return os.path.getsize(path) > 40
+        with open(path) as f:  # a line after the header
+            f.readline()
+            return f.readline().endswith("\n")
     return any(int(s.get("frames_received", "0")) > 0 for s in read_jsonl(path))
 
 
@@ -223,6 +257,11 @@ def add_cpu_and_memory(result, in_window, frames, wall_secs):
     result["rss_private_steady_mb"] = result["rss_steady_mb"] - result["rss_shared_memory_mb"]
 
 
+def measurement_window(images, warmup_secs):
+    """Receive times (ns) of the window measured: from the warm-up's end to the last image."""
+    return images[0][1] + int(warmup_secs * 1e9), images[-1][1]
+
+
 def analyse(run_dir, images, capture_ns, samples, warmup_secs):
     """Every figure of one receiver's run."""
     start = json.load(open(os.path.join(run_dir, "start.json"))) \
@@ -234,8 +273,7 @@ def analyse(run_dir, images, capture_ns, samples, warmup_secs):
     first_receive_ns = images[0][1]
     if start:
         result["start_to_first_image_ms"] = (first_receive_ns - start["start_call_ns"]) / 1e6
-    window_start = first_receive_ns + int(warmup_secs * 1e9)
-    window_end = images[-1][1]
+    window_start, window_end = measurement_window(images, warmup_secs)
     window = [r for r in images if r[1] >= window_start]
     secs = (window_end - window_start) / 1e9
     result["window_secs"] = round(secs, 2)
@@ -282,6 +320,77 @@ def analyse(run_dir, images, capture_ns, samples, warmup_secs):
                     "reconnects", "frames_published"):
             if key in last:
                 result[f"node_{key}"] = int(last[key])
+    return result
+
+
+def gap_lengths(sent, clean):
+    """Lengths, in frames, of the runs of consecutive sent frames not in `clean`."""
+    gaps, run = [], 0
+    for number in sent:
+        if number in clean:
+            if run:
+                gaps.append(run)
+            run = 0
+        else:
+            run += 1
+    if run:
+        gaps.append(run)
+    return gaps
+
+
+def analyse_lossy(run_dir, images, capture_ns, warmup_secs, stop_ns, fps):
+    """The lossy-link figures of one receiver's run, from the subscriber's pixel check.
+
+    Frames sent: those the simulator captured between the end of the warm-up (as `analyse`) and
+    LOSSY_END_MARGIN_SECS before the run stopped (so that a receiver that stops publishing
+    near the end is not let off). A frame is published cleanly when an image with its number
+    arrived with a worst block within DAMAGED_WORST_BLOCK (or, checking every Nth image only,
+    arrived unchecked). A damaged picture: a checked one beyond it, or one whose tag is
+    unreadable.
+    """
+    checks = read_pixel_checks(os.path.join(run_dir, "images.csv"))
+    path = os.path.join(run_dir, "pixel_check.json")
+    summary = json.load(open(path)) if os.path.exists(path) else {}
+    result = {"pixel_check_every": summary.get("every"),
+              "pixel_check_ms_mean": summary.get("mean_ms"),
+              "pixel_check_ms_max": summary.get("max_ms"),
+              "control_off_by_two_worst_block_min": summary.get("control_min")}
+    if not images:
+        return result
+    window_start, _ = measurement_window(images, warmup_secs)
+    window_end = stop_ns - int(LOSSY_END_MARGIN_SECS * 1e9)
+    sent = sorted(n for n, ns in capture_ns.items() if window_start <= ns <= window_end)
+    if not sent:
+        result["lossy_error"] = "no frame sent in the window"
+        return result
+    sent_set = set(sent)
+    published = [(n, w) for n, r, w in checks
+                 if n in sent_set or (n is None and window_start <= r <= window_end)]
+    checked = [w for n, w in published if w is not None]
+    untagged = sum(1 for n, _ in published if n is None)
+    damaged = untagged + sum(1 for w in checked if w > DAMAGED_WORST_BLOCK)
+    # Checking every image, a tagged image always has a figure; otherwise unchecked is clean.
+    unchecked_clean = (summary.get("every") or 1) > 1
+    clean = {n for n, w in published if n is not None
+             and (w <= DAMAGED_WORST_BLOCK if w is not None else unchecked_clean)}
+    gaps = [g / fps for g in gap_lengths(sent, clean)]
+    result.update({
+        "frames_sent": len(sent),
+        "images_published": len(published),
+        "images_checked": len(checked),
+        "untagged_images": untagged,
+        "clean_frames": len(clean),
+        "clean_frames_percent": 100.0 * len(clean) / len(sent),
+        "damaged_frames_published": damaged,
+        # Of the pictures whose state is known (all of them, checking every one).
+        "damaged_frames_published_percent": 100.0 * damaged / (len(checked) + untagged)
+        if checked or untagged else None,
+        "worst_block_p50": percentile(checked, 0.5),
+        "worst_block_max": max(checked) if checked else None,
+        "loss_gaps": len(gaps),
+        "recovery_secs_p50": percentile(gaps, 0.5),
+        "recovery_secs_max": max(gaps) if gaps else None,
+    })
     return result
 
 
@@ -332,7 +441,7 @@ def micro_floor(bitrate_bps):
 # ---------------------------------------------------------------- one bitrate
 
 
-def start_simulator(args, work, bitrate_bps):
+def start_simulator(args, work, bitrate_bps, extra_flags=()):
     ready_path = os.path.join(work, "sim.ready")
     frame_log = os.path.join(work, "frames.csv")
     sim = Process("spot_cam_sim", [
@@ -341,7 +450,7 @@ def start_simulator(args, work, bitrate_bps):
         "--username", os.environ["BOSDYN_CLIENT_USERNAME"],
         "--password", os.environ["BOSDYN_CLIENT_PASSWORD"],
         "--width", str(args.width), "--height", str(args.height), "--fps", str(args.fps),
-        "--bitrate-bps", str(bitrate_bps), "--frame-log", frame_log,
+        "--bitrate-bps", str(bitrate_bps), "--frame-log", frame_log, *extra_flags,
     ], os.path.join(work, "sim.log"), stdout=open(ready_path, "w"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -377,7 +486,7 @@ def receiver_command(system, args, grpc, sdp, ca, bitrate_bps):
             "--ros-args", "-r", "__ns:=/bench/baseline"]
 
 
-def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
+def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log, check_pixels=False):
     grpc, sdp, ca = sim_ports
     run_dir = os.path.join(work, system)
     os.makedirs(run_dir, exist_ok=True)
@@ -397,6 +506,9 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
         subscriber_argv += ["--stats-topic", f"{ns}/spot_ptz_stream/stats"]
     if system == "ours_unwatched":
         subscriber_argv += ["--without-images"]
+    if check_pixels:
+        subscriber_argv += ["--check-pixels", "--fps", str(args.fps),
+                            "--check-every", str(args.pixel_check_every)]
     # What starts the measurement: the first image, or without images the first ~/stats
     # message that counts received frames.
     progress_path = os.path.join(run_dir, "stats.jsonl" if system == "ours_unwatched"
@@ -421,6 +533,7 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
                 break
         elif time.monotonic() - first_seen >= args.duration_secs:
             break
+    stop_ns = time.time_ns()
     subscriber.stop()
     sampler.stop()
     exit_code = receiver.stop()
@@ -435,7 +548,34 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log):
         return result, timeline(images, capture_ns, sampler.samples)
     result = analyse(run_dir, images, capture_ns, sampler.samples, args.warmup_secs)
     result["receiver_exit_code"] = exit_code
+    if check_pixels:
+        result.update(analyse_lossy(run_dir, images, capture_ns, args.warmup_secs, stop_ns,
+                                    args.fps))
     return result, timeline(images, capture_ns, sampler.samples)
+
+
+def run_lossy_link(args, systems, loss_percents, bitrate_bps):
+    """The lossy-link run: one simulator per loss level, the receivers one after the other."""
+    lossy = {"bitrate_bps": bitrate_bps, "link_flags": LINK_FLAGS,
+             "pixel_check_every": args.pixel_check_every, "runs": []}
+    for loss in loss_percents:
+        work = os.path.join(args.out, f"lossy-{loss:g}pct")
+        os.makedirs(work, exist_ok=True)
+        print(f"lossy link, {loss:g} % lost, {bitrate_bps / 1e6:g} Mbit/s:", file=sys.stderr,
+              flush=True)
+        sim, grpc, sdp, ca, frame_log = start_simulator(
+            args, work, bitrate_bps, [*LINK_FLAGS, "--link-loss-percent", f"{loss:g}"])
+        run = {"link_loss_percent": loss, "results": {}}
+        try:
+            for system in systems:
+                result, _ = run_receiver(system, args, work, (grpc, sdp, ca), bitrate_bps,
+                                         lambda: read_frame_log(frame_log), check_pixels=True)
+                run["results"][system] = result
+                time.sleep(1.0)
+        finally:
+            sim.stop()
+        lossy["runs"].append(run)
+    return lossy
 
 
 # ---------------------------------------------------------------- report
@@ -476,6 +616,23 @@ RATIO_KEYS = {"fps", "glass_to_subscriber_ms_p50", "glass_to_subscriber_ms_p95",
               "glass_to_subscriber_ms_p99", "cpu_ms_per_frame", "rss_steady_mb", "rss_peak_mb",
               "rss_private_steady_mb",
               "start_to_first_image_ms"}
+
+
+LOSSY_ROWS = [
+    ("frames sent (in the window)", "frames_sent", "{:d}"),
+    ("clean frames % of sent", "clean_frames_percent", "{:.1f}"),
+    ("damaged pictures published", "damaged_frames_published", "{:d}"),
+    ("damaged pictures % of published", "damaged_frames_published_percent", "{:.1f}"),
+    ("  of which without a readable tag", "untagged_images", "{:d}"),
+    ("gaps (frames not published cleanly)", "loss_gaps", "{:d}"),
+    ("recovery p50 s", "recovery_secs_p50", "{:.2f}"),
+    ("recovery max s", "recovery_secs_max", "{:.2f}"),
+    ("worst-block error p50 / max", None, None),
+    ("delivered fps", "fps", "{:.1f}"),
+    ("glass→subscriber p50 ms", "glass_to_subscriber_ms_p50", "{:.1f}"),
+    ("glass→subscriber p99 ms", "glass_to_subscriber_ms_p99", "{:.1f}"),
+    ("pixel check ms per image", "pixel_check_ms_mean", "{:.1f}"),
+]
 
 
 def fmt(value, pattern):
@@ -524,7 +681,52 @@ def markdown(report):
             lines.append(f"Micro-benchmark floor per frame: {floor['total_ms']:.2f} ms ({parts}); "
                          f"end-to-end CPU per frame is {ours['cpu_ms_per_frame'] / floor['total_ms']:.2f}x "
                          f"the floor.")
+    lines.extend(lossy_markdown(report.get("lossy_link"), report["fps"]))
     return "\n".join(lines) + "\n"
+
+
+def lossy_markdown(lossy, fps):
+    if not lossy or not lossy["runs"]:
+        return []
+    lines = ["", f"#### Lossy link, {lossy['bitrate_bps'] / 1e6:g} Mbit/s", "",
+             f"Simulator: `{' '.join(LINK_FLAGS)} --link-loss-percent L`. A picture is damaged "
+             f"when its worst 16x16 block differs from the simulator's drawing by more than "
+             f"{DAMAGED_WORST_BLOCK:g} (mean absolute luma); recovery is how long each run of "
+             f"frames not published cleanly lasts."]
+    columns = [(run["link_loss_percent"], system, run["results"][system])
+               for run in lossy["runs"] for system in LOSSY_SYSTEMS if system in run["results"]]
+    lines.append("")
+    lines.append("| metric | " + " | ".join(f"{s} {loss:g} %" for loss, s, _ in columns) + " |")
+    lines.append("|" + "---|" * (len(columns) + 1))
+    for label, key, pattern in LOSSY_ROWS:
+        if key is None:
+            cells = [f"{fmt(r.get('worst_block_p50'), '{:.1f}')} / "
+                     f"{fmt(r.get('worst_block_max'), '{:.1f}')}" for _, _, r in columns]
+        else:
+            cells = [fmt(r.get(key), pattern) for _, _, r in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    notes = []
+    every = {r.get("pixel_check_every") for _, _, r in columns} - {None, 1}
+    if every:
+        notes.append(f"only 1 picture in {'/'.join(str(e) for e in sorted(every))} was "
+                     f"checked (--pixel-check-every): unchecked pictures count as clean, and "
+                     f"the damaged pictures are those of the checked ones")
+    slow = [f"{s} {loss:g} %" for loss, s, r in columns
+            if (r.get("pixel_check_ms_mean") or 0) > 500.0 / fps]
+    if slow:
+        notes.append(f"the pixel check took over half a frame interval per picture for "
+                     f"{', '.join(slow)}: the subscriber may have fallen behind (fewer frames "
+                     f"published); consider --pixel-check-every 3")
+    weak = [f"{s} {loss:g} %" for loss, s, r in columns
+            if r.get("control_off_by_two_worst_block_min") is not None
+            and r["control_off_by_two_worst_block_min"] <= 2 * DAMAGED_WORST_BLOCK]
+    if weak:
+        notes.append(f"the control (a clean picture against the drawing of frame n-2) stayed "
+                     f"at or under {2 * DAMAGED_WORST_BLOCK:g} for {', '.join(weak)}: the check "
+                     f"may miss wrong pictures there")
+    for note in notes:
+        lines.extend(["", f"Note: {note}."])
+    return lines
 
 
 def plot(report, timelines, path):
@@ -575,6 +777,12 @@ def main():
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--first-image-timeout-secs", type=float, default=30.0)
+    parser.add_argument("--link-loss-percents", default="",
+                        help="comma-separated link loss levels (e.g. 1,3) for the lossy-link run "
+                             "of ours and baseline at the first bitrate (default: no such run)")
+    parser.add_argument("--pixel-check-every", type=int, default=1,
+                        help="lossy-link run: check 1 picture in N (1080p at 30 fps keeps up "
+                             "with every one on 2 cores: ~14 ms per picture)")
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -583,9 +791,21 @@ def main():
     if unknown or not systems:
         parser.error(f"--systems: {unknown or 'none'}; accepted: {', '.join(SYSTEMS)}")
     try:
-        bitrates = [int(b) for b in args.bitrates_bps.split(",")]
+        bitrates = [int(b) for b in args.bitrates_bps.split(",") if b.strip()]
     except ValueError:
         parser.error("--bitrates-bps: comma-separated integers, e.g. 2000000,8000000")
+    try:
+        loss_percents = [float(p) for p in args.link_loss_percents.split(",") if p.strip()]
+    except ValueError:
+        parser.error("--link-loss-percents: comma-separated numbers, e.g. 1,3")
+    lossy_systems = [s for s in LOSSY_SYSTEMS if s in systems]
+    if loss_percents and not lossy_systems:
+        parser.error(f"--link-loss-percents runs {' and '.join(LOSSY_SYSTEMS)}; "
+                     f"--systems has neither")
+    if not bitrates and not loss_percents:
+        parser.error("nothing to run: --bitrates-bps is empty and --link-loss-percents not given")
+    if args.pixel_check_every < 1:
+        parser.error("--pixel-check-every must be at least 1")
     if args.duration_secs <= args.warmup_secs:
         parser.error("--duration-secs must be longer than --warmup-secs")
     os.makedirs(args.out, exist_ok=True)
@@ -618,16 +838,25 @@ def main():
             sim.stop()
         report["runs"].append(run)
         timelines.append(lines)
+    if loss_percents:
+        report["lossy_link"] = run_lossy_link(args, lossy_systems, loss_percents,
+                                              bitrates[0] if bitrates
+                                              else LOSSY_DEFAULT_BITRATE_BPS)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=2)
     table = markdown(report)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table)
-    plot(report, timelines, os.path.join(args.out, "plot.png"))
+    if report["runs"]:
+        plot(report, timelines, os.path.join(args.out, "plot.png"))
     print(table)
-    print(f"results: {args.out}/results.json, results.md, plot.png", file=sys.stderr)
+    print(f"results: {args.out}/results.json, results.md"
+          f"{', plot.png' if report['runs'] else ''}", file=sys.stderr)
     failed = [f"{r['bitrate_bps']}/{s}" for r in report["runs"] for s, v in r["results"].items()
               if "error" in v]
+    failed += [f"loss {r['link_loss_percent']:g} %/{s}"
+               for r in report.get("lossy_link", {}).get("runs", [])
+               for s, v in r["results"].items() if "error" in v or "lossy_error" in v]
     if failed:
         print(f"no measurement for: {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)

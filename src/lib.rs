@@ -22,6 +22,7 @@
 //! robot and camera used by tests, benchmarks and the demo), and `ros` (the only r2r code,
 //! behind the default `ros` feature).
 
+pub mod adaptive_bitrate;
 pub mod camera_info;
 pub mod camera_link;
 pub mod logging;

@@ -13,6 +13,12 @@ use tracing_subscriber::EnvFilter;
 /// The crates whose events are ours: the library and the binaries' own crates.
 const OWN_TARGETS: [&str; 3] = ["spot_ptz_stream", "spot_cam_sim", "ptz_stream_probe"];
 
+/// webrtc-rs's packet handler warns for every SRTP packet it reads twice. On a lossy link that
+/// is routine: a NACK for a packet that was only late brings a second copy, which SRTP's
+/// replay check then drops, per packet. Its real failures end the connection and are reported
+/// by the stream, so it is shown from ERROR only.
+const QUIETER_TARGETS: [(&str, &str); 1] = [("rtc::peer_connection::handler", "error")];
+
 /// The filter from `env_var` when set and valid, else `warn` for everything and `own_level`
 /// (e.g. `"info"`) for this project's crates.
 pub fn filter(env_var: &str, own_level: &str) -> EnvFilter {
@@ -20,6 +26,9 @@ pub fn filter(env_var: &str, own_level: &str) -> EnvFilter {
         let mut directives = String::from("warn");
         for target in OWN_TARGETS {
             directives.push_str(&format!(",{target}={own_level}"));
+        }
+        for (target, level) in QUIETER_TARGETS {
+            directives.push_str(&format!(",{target}={level}"));
         }
         EnvFilter::new(directives)
     })

@@ -17,6 +17,12 @@ pub struct StreamStats {
     pub rtp_packets: AtomicU64,
     pub rtp_bytes: AtomicU64,
     pub rtp_packets_lost: AtomicU64,
+    /// Packets that arrived late (retransmitted after a NACK, or reordered) and were in time.
+    pub packets_recovered: AtomicU64,
+    /// Packets that arrived after their frame had been given up on.
+    pub rtp_packets_too_late: AtomicU64,
+    /// The camera's current target bitrate (a gauge; 0 until the stream is prepared).
+    pub target_bitrate_bps: AtomicU64,
     /// Complete access units out of the depacketizer.
     pub frames_received: AtomicU64,
     /// Frames given up on because a packet was lost or malformed.
@@ -79,6 +85,9 @@ impl StreamStats {
             rtp_packets: load(&self.rtp_packets),
             rtp_bytes: load(&self.rtp_bytes),
             rtp_packets_lost: load(&self.rtp_packets_lost),
+            packets_recovered: load(&self.packets_recovered),
+            rtp_packets_too_late: load(&self.rtp_packets_too_late),
+            target_bitrate_bps: load(&self.target_bitrate_bps),
             frames_received: load(&self.frames_received),
             frames_incomplete: load(&self.frames_incomplete),
             frames_oversized: load(&self.frames_oversized),
@@ -115,6 +124,9 @@ pub struct StatsSnapshot {
     pub rtp_packets: u64,
     pub rtp_bytes: u64,
     pub rtp_packets_lost: u64,
+    pub packets_recovered: u64,
+    pub rtp_packets_too_late: u64,
+    pub target_bitrate_bps: u64,
     pub frames_received: u64,
     pub frames_incomplete: u64,
     pub frames_oversized: u64,

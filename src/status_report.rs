@@ -91,7 +91,17 @@ pub fn build(
             snapshot.rtp_sequence_resyncs.to_string(),
         ),
         ("decode_errors", snapshot.decode_errors.to_string()),
+        ("rtp_packets", snapshot.rtp_packets.to_string()),
         ("rtp_packets_lost", snapshot.rtp_packets_lost.to_string()),
+        ("packets_recovered", snapshot.packets_recovered.to_string()),
+        (
+            "rtp_packets_too_late",
+            snapshot.rtp_packets_too_late.to_string(),
+        ),
+        (
+            "target_bitrate_bps",
+            snapshot.target_bitrate_bps.to_string(),
+        ),
         ("keyframe_requests", snapshot.keyframe_requests.to_string()),
         ("fps", format!("{:.2}", rates.fps)),
         ("bitrate_bps", format!("{:.0}", rates.bitrate_bps)),

@@ -18,6 +18,7 @@ use backon::{BackoffBuilder as _, ExponentialBuilder};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::adaptive_bitrate::{self, BitrateController, BitrateLimits, Change};
 use crate::camera_link::answerer::{
     AnswererConfig, AnswererSession, PeerState, ReceivedRtp, WebRtcError,
 };
@@ -26,6 +27,7 @@ use crate::media::buffer_pool::BufferPool;
 use crate::media::decoder::{self, DecodedFrame, DecoderOutput, DecoderSettings, FramesWanted};
 use crate::media::depacketizer::{AccessUnit, Depacketizer, DepacketizerCounters, RtpInfo};
 use crate::media::handoff::DropOldestQueue;
+use crate::media::reorder::{ReorderBuffer, ReorderCounters};
 use crate::robot::{Credentials, RobotClient, RobotConfig, RobotError, StreamParamsUpdate};
 use crate::shutdown::CancellationToken;
 use crate::stats::{StreamStats, bump};
@@ -71,6 +73,12 @@ pub struct StreamConfig {
     pub connect_timeout: Duration,
     /// No video RTP for this long while streaming ends the session.
     pub stall_timeout: Duration,
+    /// Lower the camera's bitrate when the link loses packets, raise it again when it is
+    /// clean; `None`: leave the bitrate alone.
+    pub adaptive_bitrate: Option<AdaptiveBitrateConfig>,
+    /// How long a missing RTP packet may take to arrive (late, or retransmitted after a NACK)
+    /// before its frame is declared lost.
+    pub reorder_wait: Duration,
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
     pub token_refresh_interval: Duration,
@@ -82,6 +90,13 @@ pub struct StreamConfig {
     /// Optional tap: every access unit handed to the decoder is also pushed here (a copy;
     /// drop-oldest, never blocks the network path). Used by recorders. The owner closes it.
     pub access_unit_tap: Option<Arc<DropOldestQueue<AccessUnit>>>,
+}
+
+/// Limits of the adaptive bitrate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptiveBitrateConfig {
+    /// Never ask the camera for less than this.
+    pub min_bitrate_bps: i64,
 }
 
 /// Where the stream is.
@@ -264,6 +279,7 @@ pub fn spawn(
         token_rejected: false,
         services_ready: false,
         prepared: false,
+        max_bitrate_bps: None,
         login_failures: 0,
     };
     let refresher = tokio::spawn(refresh_tokens(
@@ -292,6 +308,9 @@ struct StreamTask {
     token_rejected: bool,
     services_ready: bool,
     prepared: bool,
+    /// The bitrate configured (or found on the camera) at the first preparation: the most the
+    /// adaptive bitrate asks for.
+    max_bitrate_bps: Option<i64>,
     login_failures: u32,
 }
 
@@ -468,6 +487,12 @@ impl StreamTask {
             self.robot.set_stream_params(&update).await?
         };
         tracing::info!(?params, "camera stream parameters");
+        if let Some(bitrate_bps) = params.target_bitrate_bps.filter(|&b| b > 0) {
+            self.max_bitrate_bps.get_or_insert(bitrate_bps);
+            self.stats
+                .target_bitrate_bps
+                .store(bitrate_bps as u64, Ordering::Relaxed);
+        }
         if let Some(ptz) = &prepare.ptz {
             let pose = self
                 .robot
@@ -504,10 +529,25 @@ impl StreamTask {
         result
     }
 
-    /// Adds what the depacketizer counted since `before` to the stream's statistics.
-    fn count_depacketizer(&self, before: &DepacketizerCounters, now: &DepacketizerCounters) {
+    /// Adds what the reorder buffer and depacketizer counted since `before` to the stream's
+    /// statistics.
+    fn count_media_path(
+        &self,
+        (before, reorder_before): &(DepacketizerCounters, ReorderCounters),
+        (now, reorder_now): &(DepacketizerCounters, ReorderCounters),
+    ) {
         let stats = &self.stats;
         for (counter, later, earlier) in [
+            (
+                &stats.packets_recovered,
+                reorder_now.packets_recovered,
+                reorder_before.packets_recovered,
+            ),
+            (
+                &stats.rtp_packets_too_late,
+                reorder_now.packets_too_late,
+                reorder_before.packets_too_late,
+            ),
             (
                 &stats.rtp_packets_lost,
                 now.packets_lost,
@@ -531,6 +571,64 @@ impl StreamTask {
         ] {
             counter.fetch_add(later.saturating_sub(earlier), Ordering::Relaxed);
         }
+    }
+
+    /// Packets received and packets lost for good so far, for the adaptive bitrate.
+    fn loss_counts(&self) -> (u64, u64) {
+        (
+            self.stats.rtp_packets.load(Ordering::Relaxed),
+            self.stats.rtp_packets_lost.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The adaptive bitrate's controller, starting at the camera's current target, if
+    /// adaptation is on and the camera's bitrate is known.
+    fn bitrate_controller(&self) -> Option<BitrateController> {
+        let config = self.config.adaptive_bitrate?;
+        let max_bitrate_bps = self.max_bitrate_bps?;
+        let limits = BitrateLimits {
+            min_bitrate_bps: config.min_bitrate_bps.min(max_bitrate_bps),
+            max_bitrate_bps,
+        };
+        let current = self.stats.target_bitrate_bps.load(Ordering::Relaxed) as i64;
+        Some(BitrateController::new(limits, current))
+    }
+
+    /// Asks the camera for `target_bitrate_bps` without holding up the network path.
+    fn apply_bitrate(&self, target_bitrate_bps: i64, change: Change) -> JoinHandle<()> {
+        let robot = self.robot.clone();
+        let stats = self.stats.clone();
+        tokio::spawn(async move {
+            let update = StreamParamsUpdate {
+                target_bitrate_bps: Some(target_bitrate_bps),
+                ..StreamParamsUpdate::default()
+            };
+            match robot.set_stream_params(&update).await {
+                Ok(_) => {
+                    let before = stats
+                        .target_bitrate_bps
+                        .swap(target_bitrate_bps as u64, Ordering::Relaxed);
+                    match change {
+                        Change::Decrease { loss_fraction } => tracing::info!(
+                            from_bps = before,
+                            to_bps = target_bitrate_bps,
+                            loss_percent = format_args!("{:.1}", loss_fraction * 100.0),
+                            "the link loses packets the camera cannot repair: camera bitrate lowered"
+                        ),
+                        Change::Increase { clean_secs } => tracing::info!(
+                            from_bps = before,
+                            to_bps = target_bitrate_bps,
+                            clean_secs = format_args!("{clean_secs:.0}"),
+                            "the link has been clean: camera bitrate raised"
+                        ),
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    %error, target_bitrate_bps,
+                    "could not change the camera's bitrate; trying again at the next decision"
+                ),
+            }
+        })
     }
 
     /// Moves video from the session to the decoder until the session ends or stalls.
@@ -559,7 +657,9 @@ impl StreamTask {
             .with_max_access_unit_bytes(self.config.max_access_unit_bytes);
         let mut state = session.state();
         let mut last_keyframe_request: Option<Instant> = None;
-        let mut counted = depacketizer.counters();
+        let mut reorder = ReorderBuffer::new(self.config.reorder_wait);
+        let mut in_order = Vec::new();
+        let mut counted = (depacketizer.counters(), reorder.counters());
         let stall_timeout = self.config.stall_timeout;
         let mut keyframe_tick = tokio::time::interval(KEYFRAME_REQUEST_MIN_INTERVAL);
         keyframe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -569,7 +669,16 @@ impl StreamTask {
         let stall = tokio::time::sleep(stall_timeout);
         tokio::pin!(stall);
 
+        let mut bitrate = self.bitrate_controller();
+        let mut bitrate_window = tokio::time::interval_at(
+            tokio::time::Instant::now() + adaptive_bitrate::WINDOW,
+            adaptive_bitrate::WINDOW,
+        );
+        let mut window_counts = self.loss_counts();
+        let mut bitrate_update: Option<JoinHandle<()>> = None;
+
         let outcome = loop {
+            let reorder_deadline = reorder.deadline();
             tokio::select! {
                 () = &mut stall => {
                     break Err(StreamError::Stalled { stalled_secs: stall_timeout.as_secs_f64() });
@@ -581,29 +690,24 @@ impl StreamTask {
                     stall.as_mut().reset(tokio::time::Instant::now() + stall_timeout);
                     bump(&self.stats.rtp_packets);
                     self.stats.rtp_bytes.fetch_add(rtp.packet.payload.len() as u64, Ordering::Relaxed);
-                    let header = &rtp.packet.header;
-                    let info = RtpInfo {
-                        sequence_number: header.sequence_number,
-                        timestamp: header.timestamp,
-                        marker: header.marker,
-                    };
-                    if let Some(au) = depacketizer.push(info, &rtp.packet.payload, rtp.arrival) {
-                        bump(&self.stats.frames_received);
-                        if let Some(tap) = &self.config.access_unit_tap {
-                            tap.push(au.clone());
-                        }
-                        if access_units.push(au) {
-                            bump(&self.stats.frames_dropped);
-                        }
-                    }
-                    let now = depacketizer.counters();
-                    self.count_depacketizer(&counted, &now);
-                    counted = now;
-                    if depacketizer.take_keyframe_request() {
-                        keyframe_wanted.store(true, Ordering::Relaxed);
-                    }
+                    let (sequence_number, arrival) = (rtp.packet.header.sequence_number, rtp.arrival);
+                    reorder.push(sequence_number, rtp, arrival, &mut in_order);
+                }
+                () = sleep_until_deadline(reorder_deadline), if reorder_deadline.is_some() => {
+                    reorder.poll(Instant::now(), &mut in_order);
                 }
                 _ = keyframe_tick.tick() => {}
+                _ = bitrate_window.tick(), if bitrate.is_some() => {
+                    let counts = self.loss_counts();
+                    let (received, lost) = (counts.0 - window_counts.0, counts.1 - window_counts.1);
+                    window_counts = counts;
+                    let in_flight = bitrate_update.as_ref().is_some_and(|task| !task.is_finished());
+                    if let Some(controller) = bitrate.as_mut().filter(|_| !in_flight)
+                        && let Some((target, change)) = controller.on_window(Instant::now(), received, lost)
+                    {
+                        bitrate_update = Some(self.apply_bitrate(target, change));
+                    }
+                }
                 changed = state.changed() => {
                     let now = if changed.is_ok() { state.borrow_and_update().clone() } else { PeerState::Closed };
                     match now {
@@ -614,6 +718,29 @@ impl StreamTask {
                     }
                 }
             }
+            for rtp in in_order.drain(..) {
+                let header = &rtp.packet.header;
+                let info = RtpInfo {
+                    sequence_number: header.sequence_number,
+                    timestamp: header.timestamp,
+                    marker: header.marker,
+                };
+                if let Some(au) = depacketizer.push(info, &rtp.packet.payload, rtp.arrival) {
+                    bump(&self.stats.frames_received);
+                    if let Some(tap) = &self.config.access_unit_tap {
+                        tap.push(au.clone());
+                    }
+                    if access_units.push(au) {
+                        bump(&self.stats.frames_dropped);
+                    }
+                }
+                if depacketizer.take_keyframe_request() {
+                    keyframe_wanted.store(true, Ordering::Relaxed);
+                }
+            }
+            let now = (depacketizer.counters(), reorder.counters());
+            self.count_media_path(&counted, &now);
+            counted = now;
             // Rate-limited keyframe requests (start, loss, decode errors).
             let due = last_keyframe_request
                 .is_none_or(|at| at.elapsed() >= KEYFRAME_REQUEST_MIN_INTERVAL);
@@ -624,10 +751,21 @@ impl StreamTask {
                 tracing::debug!("keyframe requested (PLI)");
             }
         };
+        if let Some(update) = bitrate_update {
+            update.abort();
+        }
         access_units.close();
         // The decoder thread finishes the access unit in hand, then ends.
         let _ = tokio::task::spawn_blocking(move || decoder_thread.join()).await;
         outcome
+    }
+}
+
+/// Sleeps until `deadline` (forever without one; the caller guards the branch).
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -70,7 +70,7 @@ async fn connected_pair(
     let (offerer, offer) = OffererPeer::create(&OffererConfig {
         udp_bind_addrs: loopback(),
         loss_percent,
-        mtu_bytes: 1200,
+        ..OffererConfig::default()
     })
     .await
     .expect("offerer");
@@ -313,8 +313,7 @@ async fn full_channel_drops_and_counts_instead_of_blocking() {
 async fn offer_without_direction_attributes_is_still_answered_recvonly() {
     let (offerer, offer) = OffererPeer::create(&OffererConfig {
         udp_bind_addrs: loopback(),
-        loss_percent: 0.0,
-        mtu_bytes: 1200,
+        ..OffererConfig::default()
     })
     .await
     .expect("offerer");

@@ -23,6 +23,7 @@ use spot_ptz_stream::camera_link::signalling::SignallingConfig;
 use spot_ptz_stream::media::convert::ColorSpec;
 use spot_ptz_stream::media::decoder::{DecoderBackend, DecoderSettings};
 use spot_ptz_stream::media::depacketizer::DEFAULT_MAX_ACCESS_UNIT_BYTES;
+use spot_ptz_stream::media::reorder::DEFAULT_REORDER_WAIT;
 use spot_ptz_stream::probe::{self, ProbeOptions};
 use spot_ptz_stream::robot::{Credentials, RobotConfig, default_client_name};
 use spot_ptz_stream::stream::{PrepareConfig, StreamConfig};
@@ -136,6 +137,9 @@ fn config(args: &Args) -> anyhow::Result<StreamConfig> {
         },
         connect_timeout: timeout,
         stall_timeout: Duration::from_secs(5),
+        reorder_wait: DEFAULT_REORDER_WAIT,
+        // A test and recording tool: the stream keeps the bitrate it was asked for.
+        adaptive_bitrate: None,
         reconnect_initial: Duration::from_millis(500),
         reconnect_max: Duration::from_secs(5),
         token_refresh_interval: Duration::from_secs(3600),

@@ -2,7 +2,7 @@
 //!
 //! Speaks the robot's gRPC over TLS (auth, directory, Spot CAM compositor, stream quality,
 //! PTZ), the camera's HTTPS WebRTC signalling and WebRTC itself, and streams a synthetic scene
-//! encoded live with openh264. Prints `ready grpc=<addr> sdp=<addr> ca=<path>` once listening.
+//! encoded live (openh264 with IDRs, or libx264 with intra refresh as the Spot CAM does). Prints `ready grpc=<addr> sdp=<addr> ca=<path>` once listening.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use spot_ptz_stream::sim::encoder::EncoderKind;
+use spot_ptz_stream::sim::link::LinkImpairments;
 use spot_ptz_stream::sim::simulator::{self, SimConfig};
 use spot_ptz_stream::{logging, shutdown};
 
@@ -56,9 +58,33 @@ struct Args {
     /// Write `frame_number,send_time_unix_ns` (capture time) for every frame to this CSV.
     #[arg(long)]
     frame_log: Option<PathBuf>,
-    /// Fault: drop this percentage of outgoing video RTP packets.
+    /// Fault: drop this percentage of outgoing video RTP packets *before* the retransmission
+    /// buffer, so no NACK can repair them (a camera whose history is too short).
     #[arg(long, default_value_t = 0.0)]
     loss_percent: f64,
+    /// Link: one-way delay of everything the camera sends, milliseconds (a Wi-Fi round trip).
+    #[arg(long, default_value_t = 0)]
+    link_delay_ms: u64,
+    /// Link: lose this percentage of RTP packets on the network, after the camera's
+    /// retransmission buffer (NACK can repair them), as Wi-Fi does.
+    #[arg(long, default_value_t = 0.0)]
+    link_loss_percent: f64,
+    /// Link: packets lost together in each loss event (burst loss).
+    #[arg(long, default_value_t = 1)]
+    link_burst_len: u32,
+    /// Link: deliver this percentage of RTP packets late (--link-reorder-delay-ms), after the
+    /// packets sent behind them.
+    #[arg(long, default_value_t = 0.0)]
+    link_reorder_percent: f64,
+    /// Link: how late a reordered packet arrives.
+    #[arg(long, default_value_t = 15)]
+    link_reorder_delay_ms: u64,
+    /// Link: capacity in bit/s, with a 150 ms queue whose overflow is dropped.
+    #[arg(long)]
+    link_rate_bps: Option<u64>,
+    /// Link: lift the capacity limit this many seconds after start (default: never).
+    #[arg(long)]
+    link_rate_duration_secs: Option<f64>,
     /// Fault: close every peer connection this many seconds after it connected.
     #[arg(long)]
     drop_after_secs: Option<f64>,
@@ -76,6 +102,11 @@ struct Args {
     /// encoder's own IDRs (--idr-interval) make the stream decodable again.
     #[arg(long)]
     ignore_keyframe_requests: bool,
+    /// Encode like the Spot CAM: periodic intra refresh (libx264) with one IDR at the start and
+    /// none after it; the refresh period is the stream's `refresh_interval` (default 30 frames).
+    /// Combine with --ignore-keyframe-requests for a camera that never sends another IDR.
+    #[arg(long)]
+    intra_refresh: bool,
     /// Send SPS/PPS before every frame (by default only with IDRs, like a bare encoder).
     #[arg(long)]
     repeat_parameter_sets: bool,
@@ -110,6 +141,26 @@ impl Args {
                 self.loss_percent
             );
         }
+        for (name, value) in [
+            ("link-loss-percent", self.link_loss_percent),
+            ("link-reorder-percent", self.link_reorder_percent),
+        ] {
+            if !(0.0..=100.0).contains(&value) {
+                bail!("--{name} must be between 0 and 100, got {value}");
+            }
+        }
+        if !(1..=100).contains(&self.link_burst_len) {
+            bail!(
+                "--link-burst-len must be between 1 and 100 packets, got {}",
+                self.link_burst_len
+            );
+        }
+        if self.link_delay_ms > 2000 || self.link_reorder_delay_ms > 2000 {
+            bail!("--link-delay-ms and --link-reorder-delay-ms must be at most 2000");
+        }
+        if self.link_rate_bps.is_some_and(|rate| rate < 10_000) {
+            bail!("--link-rate-bps must be at least 10000 (10 kbit/s)");
+        }
         if self.idr_interval_frames < 0 {
             bail!("--idr-interval must be 0 (only on request) or a positive number of frames");
         }
@@ -128,6 +179,20 @@ impl Args {
             idr_interval_frames: self.idr_interval_frames,
             frame_log: self.frame_log,
             loss_percent: self.loss_percent,
+            link: LinkImpairments {
+                delay: Duration::from_millis(self.link_delay_ms),
+                loss_percent: self.link_loss_percent,
+                burst_len: self.link_burst_len,
+                reorder_percent: self.link_reorder_percent,
+                reorder_delay: Duration::from_millis(self.link_reorder_delay_ms),
+                rate_bps: self.link_rate_bps,
+                rate_cap_until: self
+                    .link_rate_duration_secs
+                    .map(|s| seconds("link-rate-duration-secs", s))
+                    .transpose()?
+                    .map(|d| std::time::Instant::now() + d),
+                ..LinkImpairments::default()
+            },
             drop_after: self
                 .drop_after_secs
                 .map(|s| seconds("drop-after-secs", s))
@@ -143,6 +208,11 @@ impl Args {
             join_mid_stream: self.join_mid_stream,
             ignore_keyframe_requests: self.ignore_keyframe_requests,
             repeat_parameter_sets: self.repeat_parameter_sets,
+            encoder: if self.intra_refresh {
+                EncoderKind::IntraRefresh
+            } else {
+                EncoderKind::PeriodicIdr
+            },
             resize_on_screen_change: self.resize_on_screen_change,
             services_delay: seconds("services-delay-secs", self.services_delay_secs)?,
         })
@@ -160,9 +230,9 @@ async fn main() -> anyhow::Result<()> {
         bind = %config.bind, width = config.width, height = config.height, fps = config.fps,
         bitrate_bps = config.bitrate_bps, idr_interval_frames = config.idr_interval_frames,
         loss_percent = config.loss_percent, drop_after = ?config.drop_after,
-        vanish_after = ?config.vanish_after,
+        vanish_after = ?config.vanish_after, link = ?config.link,
         refuse_signalling_for = ?config.refuse_signalling_for, join_mid_stream = config.join_mid_stream,
-        ignore_keyframe_requests = config.ignore_keyframe_requests,
+        ignore_keyframe_requests = config.ignore_keyframe_requests, encoder = ?config.encoder,
         resize_on_screen_change = config.resize_on_screen_change, username = %config.username,
         "starting spot_cam_sim"
     );

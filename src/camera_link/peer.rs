@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
 use rtc::peer_connection::transport::RTCDtlsTransportState;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -28,6 +30,28 @@ const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
 /// SRTP packets a retransmission may lag behind the newest one and still be accepted (a
 /// 1080p IDR at 8 Mbit/s is several hundred packets).
 const SRTP_REPLAY_WINDOW_PACKETS: usize = 2048;
+/// How often the NACK generator asks for the packets still missing. The library's default
+/// (100 ms) would spend the whole default reorder wait before the first request; at 40 ms two
+/// requests fit in it on a Wi-Fi round trip. Shorter is worse, not better: the generator does
+/// not know the round trip, so when the link queues (a capped link holds packets for 150 ms)
+/// it asks again before the first retransmission can arrive, and every extra request is one
+/// more copy queued on the link that is already too full.
+const NACK_INTERVAL: Duration = Duration::from_millis(40);
+/// NACKs per missing packet: the tries that fit in the default reorder wait (100 ms / 40 ms),
+/// and no more. Without a limit the generator asks again every interval for as
+/// long as the packet is in its receive log (2048 packets: half a minute at a low bitrate), and
+/// on a capped link those useless retransmissions take the capacity the video needs.
+const NACKS_PER_PACKET: u16 = 2;
+/// Packets the NACK generator tracks (a power of two): an 8 Mbit/s 1080p keyframe is several
+/// hundred packets, and a loss at its start must still be asked for at its end.
+const NACK_RECEIVE_LOG_PACKETS: u16 = 2048;
+/// Packets the NACK responder keeps for retransmission (the simulated camera's history).
+const NACK_SEND_BUFFER_PACKETS: u16 = 2048;
+/// ICE consent (RFC 7675): a keepalive each second; no answer for 3 s is "disconnected",
+/// 6 s more is "failed", which ends the session even when `stall_timeout_secs` is longer.
+const ICE_KEEPALIVE: Duration = Duration::from_secs(1);
+const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
+const ICE_FAILED_AFTER: Duration = Duration::from_secs(6);
 /// How often [`watch_remote_close`] looks at the DTLS transport.
 const REMOTE_CLOSE_POLL: Duration = Duration::from_millis(200);
 
@@ -119,7 +143,9 @@ pub fn audio_codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RT
 }
 
 /// A media engine with `codecs` (codec, payload type, kind) and the library's default
-/// interceptors (NACK, RTCP reports, TWCC), returned with the registry to extend.
+/// interceptors (RTCP reports, TWCC receiver side, the simulcast header extensions), with
+/// NACK generation and response tuned for a lossy link ([`NACK_INTERVAL`]), returned with the
+/// registry to extend.
 pub fn media_engine(
     codecs: &[(RTCRtpCodec, u8, RtpCodecKind)],
 ) -> Result<(MediaEngine, Registry), PeerSetupError> {
@@ -132,9 +158,27 @@ pub fn media_engine(
         me.register_codec(parameters, *kind)
             .map_err(|e| PeerSetupError::MediaSetup(e.to_string()))?;
     }
-    let registry = register_default_interceptors(Registry::new(), &mut me)
+    // What `register_default_interceptors` does, with NACK settings of our own.
+    let registry = Registry::new()
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new()
+                .with_size(NACK_SEND_BUFFER_PACKETS)
+                .build(),
+        )
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_size(NACK_RECEIVE_LOG_PACKETS)
+                .with_interval(NACK_INTERVAL)
+                .with_max_nacks_per_packet(NACKS_PER_PACKET)
+                .build(),
+        );
+    configure_simulcast_extension_headers(&mut me)
         .map_err(|e| PeerSetupError::MediaSetup(e.to_string()))?;
-    Ok((me, registry))
+    let registry = configure_twcc_receiver_only(registry, &mut me)
+        .map_err(|e| PeerSetupError::MediaSetup(e.to_string()))?;
+    Ok((me, configure_rtcp_reports(registry)))
 }
 
 /// What a peer does with the remote tracks it gets; its other events go to a
@@ -180,11 +224,18 @@ impl<T: TrackHandler> PeerConnectionEventHandler for Events<T> {
 ///   whose only interface is loopback (or has no multicast route);
 /// - an SRTP replay window of [`SRTP_REPLAY_WINDOW_PACKETS`]: a retransmission the NACK
 ///   responder sends after a loss arrives hundreds of packets late during an IDR burst, and the
-///   default window (64) would discard it as a replay.
+///   default window (64) would discard it as a replay;
+/// - ICE consent checks every [`ICE_KEEPALIVE`], failed after [`ICE_DISCONNECTED_AFTER`] +
+///   [`ICE_FAILED_AFTER`] without an answer.
 fn setting_engine() -> SettingEngine {
     SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_srtp_replay_protection_window(SRTP_REPLAY_WINDOW_PACKETS)
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED_AFTER),
+            Some(ICE_FAILED_AFTER),
+            Some(ICE_KEEPALIVE),
+        )
         .build()
 }
 

@@ -161,8 +161,7 @@ impl LibavcodecDecoder {
     /// `loss_guard: false` is libavcodec alone, which outputs damaged pictures after a loss:
     /// for measurements and for tests that show what the guard prevents.
     pub fn with_loss_guard(loss_guard: bool) -> Result<Self, LibavcodecError> {
-        static ROUTE_LOGS: std::sync::Once = std::sync::Once::new();
-        ROUTE_LOGS.call_once(route_logs_to_tracing);
+        route_logs_once();
         Ok(Self {
             decoder: open_h264()?,
             frame: frame::Video::empty(),
@@ -389,6 +388,12 @@ fn open_h264() -> Result<decoder::Video, LibavcodecError> {
         .open_as(codec)
         .and_then(|opened| opened.video())
         .map_err(LibavcodecError::Open)
+}
+
+/// [`route_logs_to_tracing`], the first time only (every user of libav calls it).
+pub fn route_logs_once() {
+    static ROUTE_LOGS: std::sync::Once = std::sync::Once::new();
+    ROUTE_LOGS.call_once(route_logs_to_tracing);
 }
 
 /// Sends libav's log messages to `tracing` (target `libav`) instead of stderr, from WARNING

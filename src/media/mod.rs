@@ -1,5 +1,6 @@
 //! The media path: RTP packets in, bgr8 pictures out.
 //!
+//! [`reorder`] puts RTP packets back in order and waits a bounded time for retransmissions,
 //! [`depacketizer`] turns RTP into Annex-B access units, [`decoder`] decodes them on its own
 //! thread (FFmpeg's libavcodec through `libavcodec`, or openh264), [`convert`] turns the
 //! decoded I420 planes into bgr8, [`h264`] reads the bitstream syntax they need, [`handoff`]
@@ -14,5 +15,6 @@ pub mod h264;
 pub mod handoff;
 #[cfg(feature = "libavcodec")]
 pub mod libavcodec;
+pub mod reorder;
 #[cfg(test)]
 pub(crate) mod test_stream;

@@ -28,7 +28,9 @@ use crate::robot::{Credentials, RobotConfig, RobotError};
 use crate::shutdown::CancellationToken;
 use crate::stats::{Rates, bump};
 use crate::status_report::{self, DetectionSummary};
-use crate::stream::{self, InitialPtz, PrepareConfig, StreamConfig, StreamHandle, StreamState};
+use crate::stream::{
+    self, AdaptiveBitrateConfig, InitialPtz, PrepareConfig, StreamConfig, StreamHandle, StreamState,
+};
 use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
 
 /// The node's name (launch files may remap it).
@@ -156,6 +158,10 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
         },
         connect_timeout: params.connect_timeout,
         stall_timeout: params.stall_timeout,
+        reorder_wait: params.reorder_wait,
+        adaptive_bitrate: params.adaptive_bitrate.then_some(AdaptiveBitrateConfig {
+            min_bitrate_bps: params.min_bitrate_bps,
+        }),
         reconnect_initial: params.reconnect_initial,
         reconnect_max: params.reconnect_max,
         token_refresh_interval: params.token_refresh,

@@ -1,10 +1,12 @@
-//! The simulated camera's live encoder: renders the scene at a fixed rate, encodes it with
-//! openh264 and fans the access units out to every connected peer.
+//! The simulated camera's live encoder: renders the scene at a fixed rate, encodes it (see
+//! [`crate::sim::encoder`]: openh264 with IDRs, or libx264 with intra refresh) and fans the
+//! access units out to every connected peer.
 //!
 //! It runs on its own thread and only while at least one peer listens. Stream-quality and
-//! screen changes from the gRPC services are applied to the live encoder (a new encoder at the
-//! new size or bitrate, starting with an IDR). Peers ask for keyframes through
-//! [`CameraHandle::request_keyframe`].
+//! screen changes from the gRPC services are applied to the live encoder (a bitrate change in
+//! place where the encoder can, otherwise a new encoder, starting with an IDR). Peers ask for
+//! keyframes through [`CameraHandle::request_keyframe`]. The picture is a function of the
+//! frame number and the PTZ pose alone, so a test can draw what any frame should show.
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -15,16 +17,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use openh264::OpenH264API;
-use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
-    RateControlMode,
-};
-use openh264::formats::YUVSlices;
 use tokio::sync::broadcast;
 
 use crate::media::depacketizer::nal_type;
+use crate::media::h264::{annex_b_nal_units, nal_kind};
 use crate::shutdown::CancellationToken;
+use crate::sim::encoder::{EncoderError, EncoderKind, SimEncoder};
 use crate::sim::scene::{self, I420Frame};
 use crate::sim::state::{SimState, StreamSettings};
 
@@ -45,6 +43,7 @@ pub struct EncodedFrame {
 #[derive(Clone, Debug)]
 pub struct CameraConfig {
     pub fps: u32,
+    pub encoder: EncoderKind,
     /// Prepend SPS/PPS to every access unit instead of sending them only with IDRs.
     pub repeat_parameter_sets: bool,
     /// Write `frame_number,send_time_unix_ns` (capture time) for every frame.
@@ -62,9 +61,9 @@ pub enum CameraError {
     },
     #[error("could not start the encoder thread: {0}")]
     Thread(#[source] std::io::Error),
-    #[error("could not create the openh264 encoder")]
-    Encoder,
-    #[error("openh264 failed to encode a frame: {0}")]
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+    #[error("the encoder failed to encode a frame: {0}")]
     Encode(String),
 }
 
@@ -123,43 +122,6 @@ pub fn start(
     Ok((handle, thread))
 }
 
-fn new_encoder(settings: &StreamSettings, fps: u32) -> Option<Encoder> {
-    let bitrate = u32::try_from(settings.target_bitrate_bps.clamp(50_000, 50_000_000)).ok()?;
-    let idr_interval = u32::try_from(settings.idr_interval_frames.max(0)).ok()?;
-    let config = EncoderConfig::new()
-        .bitrate(BitRate::from_bps(bitrate))
-        .max_frame_rate(FrameRate::from_hz(fps as f32))
-        .rate_control_mode(RateControlMode::Bitrate)
-        .skip_frames(false)
-        .profile(Profile::Baseline)
-        .complexity(Complexity::Low)
-        .scene_change_detect(false)
-        .background_detection(false)
-        .adaptive_quantization(false)
-        .intra_frame_period(IntraFramePeriod::from_num_frames(idr_interval))
-        .num_threads(1);
-    match Encoder::with_api_config(OpenH264API::from_source(), config) {
-        Ok(encoder) => Some(encoder),
-        Err(error) => {
-            tracing::error!(%error, "could not create the openh264 encoder; no video until the stream parameters change");
-            None
-        }
-    }
-}
-
-/// Encodes one picture; returns the Annex-B access unit (empty when the encoder skipped it)
-/// and whether it is an IDR.
-fn encode_picture(
-    encoder: &mut Encoder,
-    picture: &I420Frame,
-) -> Result<(Vec<u8>, bool), openh264::Error> {
-    let (width, height) = (picture.width as usize, picture.height as usize);
-    let (y, u, v) = picture.planes();
-    let source = YUVSlices::new((y, u, v), (width, height), (width, width / 2, width / 2));
-    let bitstream = encoder.encode(&source)?;
-    Ok((bitstream.to_vec(), bitstream.frame_type() == FrameType::IDR))
-}
-
 /// Renders and encodes `count` consecutive frames of the scene (PTZ at home, frame tags
 /// numbered from 0) exactly as the live camera would, the first one an IDR. For benchmarks
 /// and tests that need a realistic bitstream without a running simulator.
@@ -171,7 +133,7 @@ pub fn encode_clip(
     count: u32,
 ) -> Result<Vec<EncodedFrame>, CameraError> {
     let fps = fps.max(1);
-    let mut encoder = new_encoder(settings, fps).ok_or(CameraError::Encoder)?;
+    let mut encoder = SimEncoder::new(EncoderKind::PeriodicIdr, settings, fps, width, height)?;
     let mut picture = I420Frame::new(width, height);
     let home = crate::sim::state::PtzPose {
         pan_deg: 0.0,
@@ -182,8 +144,7 @@ pub fn encode_clip(
     for frame_number in 0..count {
         let elapsed_secs = frame_number as f32 / fps as f32;
         scene::render(&mut picture, home, "mech_full", elapsed_secs, frame_number);
-        let (data, is_idr) = encode_picture(&mut encoder, &picture)
-            .map_err(|e| CameraError::Encode(e.to_string()))?;
+        let (data, is_idr) = encoder.encode(&picture).map_err(CameraError::Encode)?;
         clip.push(EncodedFrame {
             frame_number,
             data: Bytes::from(data),
@@ -192,17 +153,6 @@ pub fn encode_clip(
         });
     }
     Ok(clip)
-}
-
-/// Splits an Annex-B buffer into NAL units (without start codes).
-fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    openh264::nal_units(data).map(|nal| {
-        let start = nal
-            .iter()
-            .position(|&b| b != 0)
-            .map_or(nal.len(), |i| i + 1);
-        &nal[start.min(nal.len())..]
-    })
 }
 
 struct ParameterSets {
@@ -224,7 +174,8 @@ fn run(
     let rtp_base: u32 = rand::random();
     let started = Instant::now();
     let mut frame_number: u32 = 0;
-    let mut encoder: Option<Encoder> = None;
+    let mut encoder: Option<SimEncoder> = None;
+    let mut applied: Option<StreamSettings> = None;
     let mut picture = I420Frame::new(2, 2);
     let mut parameter_sets: Option<ParameterSets> = None;
     let mut next_capture = Instant::now();
@@ -254,15 +205,43 @@ fn run(
         if screen_changed || params_changed {
             tracing::info!(screen = %screen.name, width = screen.width, height = screen.height,
                 bitrate_bps = settings.target_bitrate_bps, idr_interval_frames = settings.idr_interval_frames,
+                refresh_interval_frames = settings.refresh_interval_frames,
                 "applying new screen / stream parameters to the live encoder");
-            encoder = None;
+            let only_bitrate = !screen_changed
+                && applied.is_some_and(|before| {
+                    StreamSettings {
+                        target_bitrate_bps: settings.target_bitrate_bps,
+                        ..before
+                    } == settings
+                });
+            let in_place = only_bitrate
+                && encoder
+                    .as_mut()
+                    .is_some_and(|e| e.set_bitrate(settings.target_bitrate_bps));
+            if !in_place {
+                encoder = None;
+            }
+            applied = Some(settings);
         }
         if picture.width != screen.width & !1 || picture.height != screen.height & !1 {
             picture = I420Frame::new(screen.width, screen.height);
             encoder = None;
         }
         if encoder.is_none() {
-            encoder = new_encoder(&settings, fps);
+            encoder = match SimEncoder::new(
+                config.encoder,
+                &settings,
+                fps,
+                picture.width,
+                picture.height,
+            ) {
+                Ok(encoder) => Some(encoder),
+                Err(error) => {
+                    tracing::error!(%error, "no video until the stream parameters change");
+                    None
+                }
+            };
+            applied = Some(settings);
             parameter_sets = None;
         }
         let Some(enc) = encoder.as_mut() else {
@@ -277,7 +256,8 @@ fn run(
                 tilt_deg: 0.0,
                 zoom: 1.0,
             });
-        let elapsed_secs = capture.duration_since(started).as_secs_f32();
+        // Scene time from the frame number, so that each frame's picture is reproducible.
+        let elapsed_secs = frame_number as f32 / fps as f32;
         scene::render(&mut picture, ptz, &screen.name, elapsed_secs, frame_number);
         let capture_unix_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -285,9 +265,9 @@ fn run(
             .saturating_sub(capture.elapsed().as_nanos());
 
         if handle.keyframe_requested.swap(false, Ordering::Relaxed) {
-            enc.force_intra_frame();
+            enc.force_idr();
         }
-        let (mut data, is_idr) = match encode_picture(enc, &picture) {
+        let (mut data, is_idr) = match enc.encode(&picture) {
             Ok(encoded) => encoded,
             Err(error) => {
                 tracing::error!(%error, frame_number, "encoding failed; frame lost");
@@ -300,10 +280,10 @@ fn run(
         if is_idr {
             let mut sps = None;
             let mut pps = None;
-            for nal in nal_units(&data) {
-                match nal.first().map(|h| h & 0x1F) {
-                    Some(nal_type::SPS) => sps = Some(nal.to_vec()),
-                    Some(nal_type::PPS) => pps = Some(nal.to_vec()),
+            for nal in annex_b_nal_units(&data) {
+                match nal_kind(nal) {
+                    nal_type::SPS => sps = Some(nal.to_vec()),
+                    nal_type::PPS => pps = Some(nal.to_vec()),
                     _ => {}
                 }
             }

@@ -5,12 +5,14 @@
 //! - [`signalling_server`]: the camera's HTTPS `/h264.sdp` offer/answer endpoint.
 //! - [`offerer`] and [`session`]: one WebRTC offerer peer per signalling session, streaming;
 //!   [`link`]: the network between it and the client, with the faults the world has.
-//! - [`scene`] and [`camera`]: the synthetic scene, encoded live with openh264 and fanned out;
+//! - [`scene`] and [`camera`]: the synthetic scene, encoded live and fanned out; [`encoder`]:
+//!   openh264 with IDRs, or ([`x264_encoder`]) libx264 with intra refresh like the Spot CAM;
 //!   [`frame_tag`]: the frame number drawn into every picture (tests and benchmarks read it).
 //! - [`state`]: what the gRPC services change and the camera reads (screen, stream params, PTZ).
 
 pub mod auth;
 pub mod camera;
+pub mod encoder;
 pub mod frame_tag;
 pub mod link;
 pub mod offerer;
@@ -21,3 +23,5 @@ pub mod signalling_server;
 pub mod simulator;
 pub mod state;
 pub mod tls;
+#[cfg(feature = "libavcodec")]
+pub mod x264_encoder;

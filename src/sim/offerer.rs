@@ -38,7 +38,7 @@ use crate::camera_link::peer::{
     self, PeerSetupError, PeerState, StateReporter, TrackHandler, watch_remote_close,
 };
 use crate::camera_link::sockets::UdpBufferRuntime;
-use crate::sim::link::Link;
+use crate::sim::link::{Link, LinkImpairments};
 
 /// Payload type offered for H.264 (pm=1, 42e01f).
 const H264_PAYLOAD_TYPE: u8 = 102;
@@ -59,8 +59,11 @@ const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct OffererConfig {
     /// Local UDP addresses to bind (`ip:port`); tests use `127.0.0.1:0`.
     pub udp_bind_addrs: Vec<String>,
-    /// Probability in percent (0..=100) that each video RTP packet is dropped before sending.
+    /// Probability in percent (0..=100) that each video RTP packet is dropped before sending
+    /// (before the retransmission buffer: unrepairable).
     pub loss_percent: f64,
+    /// What the network does to the packets after they are sent.
+    pub link: LinkImpairments,
     /// Maximum RTP packet size (header + payload) for video.
     pub mtu_bytes: usize,
 }
@@ -70,6 +73,7 @@ impl Default for OffererConfig {
         Self {
             udp_bind_addrs: vec!["0.0.0.0:0".to_owned()],
             loss_percent: 0.0,
+            link: LinkImpairments::default(),
             mtu_bytes: 1200,
         }
     }
@@ -362,7 +366,7 @@ impl OffererPeer {
         let tracks = ReturnMediaCounter {
             received_media_packets: Arc::clone(&received_media_packets),
         };
-        let link = Link::default();
+        let link = Link::new(cfg.link.clone());
         let runtime = Arc::new(UdpBufferRuntime::new(0).with_socket_wrapper(link.socket_wrapper()));
         let pc = peer::build(me, registry, runtime, reporter, tracks, &cfg.udp_bind_addrs).await?;
 
@@ -442,6 +446,11 @@ impl OffererPeer {
     /// [`Link`]); the peer connection is not closed.
     pub fn vanish(&self) {
         self.link.vanish();
+    }
+
+    /// What the link did to this peer's packets so far, for the log.
+    pub fn link_summary(&self) -> String {
+        self.link.counters().summary()
     }
 
     /// Applies the client's answer and starts the Opus silence sender.

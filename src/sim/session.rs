@@ -134,6 +134,6 @@ pub async fn run(
             },
         }
     };
-    tracing::info!(%id, frames_sent, reason, "session ended");
+    tracing::info!(%id, frames_sent, reason, link = %peer.link_summary(), "session ended");
     peer.close().await;
 }

@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use crate::shutdown::CancellationToken;
 use crate::sim::auth::AuthStore;
 use crate::sim::camera::{self, CameraConfig};
+use crate::sim::encoder::EncoderKind;
+use crate::sim::link::LinkImpairments;
 use crate::sim::offerer::OffererConfig;
 use crate::sim::robot_services;
 use crate::sim::session::SessionFaults;
@@ -35,12 +37,14 @@ pub struct SimConfig {
     pub idr_interval_frames: i64,
     pub frame_log: Option<PathBuf>,
     pub loss_percent: f64,
+    pub link: LinkImpairments,
     pub drop_after: Option<Duration>,
     pub vanish_after: Option<Duration>,
     pub refuse_signalling_for: Option<Duration>,
     pub join_mid_stream: bool,
     pub ignore_keyframe_requests: bool,
     pub repeat_parameter_sets: bool,
+    pub encoder: EncoderKind,
     pub resize_on_screen_change: bool,
     pub services_delay: Duration,
 }
@@ -108,6 +112,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
     let (camera, encoder) = camera::start(
         CameraConfig {
             fps: config.fps,
+            encoder: config.encoder,
             repeat_parameter_sets: config.repeat_parameter_sets,
             frame_log: config.frame_log.clone(),
         },
@@ -136,6 +141,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
                 offerer: OffererConfig {
                     udp_bind_addrs: vec![SocketAddr::new(config.bind, 0).to_string()],
                     loss_percent: config.loss_percent,
+                    link: config.link.clone(),
                     mtu_bytes: 1200,
                 },
                 faults: SessionFaults {

@@ -13,6 +13,7 @@ use spot_ptz_stream::camera_link::signalling::SignallingConfig;
 use spot_ptz_stream::media::convert::ColorSpec;
 use spot_ptz_stream::media::decoder::{DecoderBackend, DecoderSettings};
 use spot_ptz_stream::media::depacketizer::DEFAULT_MAX_ACCESS_UNIT_BYTES;
+use spot_ptz_stream::media::reorder::DEFAULT_REORDER_WAIT;
 use spot_ptz_stream::robot::{Credentials, RobotConfig};
 use spot_ptz_stream::stream::{PrepareConfig, StreamConfig};
 
@@ -153,6 +154,8 @@ impl Sim {
             prepare: PrepareConfig::default(),
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(5),
+            reorder_wait: DEFAULT_REORDER_WAIT,
+            adaptive_bitrate: None,
             reconnect_initial: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(2),
             token_refresh_interval: Duration::from_secs(3600),
@@ -197,3 +200,60 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::pr
 
 #[cfg(feature = "ros")]
 pub mod node;
+
+/// How far a published bgr8 picture is from what the simulated camera drew for that frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LumaError {
+    /// Mean absolute luma difference over the picture.
+    pub mean: f64,
+    /// The same over the worst 16x16 block (a smeared face is local, not global).
+    pub worst_block: f64,
+}
+
+/// Compares `bgr` (as the node publishes it: limited-range BT.601) with the simulator's scene
+/// for `frame_number` at `fps`, the PTZ at its home position.
+pub fn luma_error(bgr: &[u8], width: u32, height: u32, frame_number: u32, fps: u32) -> LumaError {
+    use spot_ptz_stream::sim::scene::{self, I420Frame};
+    use spot_ptz_stream::sim::state::PtzPose;
+    let mut reference = I420Frame::new(width, height);
+    let home = PtzPose {
+        pan_deg: 0.0,
+        tilt_deg: 0.0,
+        zoom: 1.0,
+    };
+    let elapsed_secs = frame_number as f32 / fps as f32;
+    scene::render(
+        &mut reference,
+        home,
+        "mech_full",
+        elapsed_secs,
+        frame_number,
+    );
+    let (expected, _, _) = reference.planes();
+    let (w, h) = (width as usize, height as usize);
+    let mut blocks = vec![(0u64, 0u64); w.div_ceil(16) * h.div_ceil(16)];
+    let mut total = 0u64;
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) * 3;
+            let (b, g, r) = (
+                f64::from(bgr[i]),
+                f64::from(bgr[i + 1]),
+                f64::from(bgr[i + 2]),
+            );
+            let luma = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
+            let error = (luma - f64::from(expected[y * w + x])).abs().round() as u64;
+            total += error;
+            let block = &mut blocks[(y / 16) * w.div_ceil(16) + x / 16];
+            block.0 += error;
+            block.1 += 1;
+        }
+    }
+    LumaError {
+        mean: total as f64 / (w * h) as f64,
+        worst_block: blocks
+            .iter()
+            .map(|&(sum, n)| sum as f64 / n.max(1) as f64)
+            .fold(0.0, f64::max),
+    }
+}

@@ -262,6 +262,17 @@ impl StatsWatcher {
         None
     }
 
+    /// The newest status: what has arrived so far, or the next one if none is waiting.
+    pub fn latest(&mut self) -> Option<serde_json::Value> {
+        let mut newest = None;
+        while let Some(status) = self.process.next_json(Duration::ZERO) {
+            newest = Some(status);
+        }
+        let newest = newest.or_else(|| self.process.next_json(Duration::from_secs(5)))?;
+        self.last = Some(newest.clone());
+        Some(newest)
+    }
+
     /// Waits for a given `state` value.
     pub fn wait_for_state(&mut self, state: &str, timeout: Duration) -> Option<serde_json::Value> {
         self.wait_for(timeout, |s| s["values"]["state"] == state)

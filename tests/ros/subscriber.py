@@ -54,7 +54,8 @@ def describe(kind, msg):
     if kind == "diagnostic_status":
         return {"level": int.from_bytes(msg.level, "little") if isinstance(msg.level, bytes) else int(msg.level),
                 "name": msg.name, "message": msg.message,
-                "values": {kv.key: kv.value for kv in msg.values}}
+                "values": {kv.key: kv.value for kv in msg.values},
+                "receive_time_ns": time.time_ns()}
     if kind == "diagnostic_array":
         return {"statuses": [{"name": s.name, "message": s.message,
                               "values": {kv.key: kv.value for kv in s.values}} for s in msg.status]}
