@@ -9,6 +9,7 @@
 #                takes the screenshot in tests/probe_display.rs.
 #   xvfb         a virtual X display for `ptz_stream_probe --display` (tests/probe_display.rs).
 #   iproute2     `ss`, to read the node's UDP receive buffers (tests/node_udp_receive_buffer.rs).
+#   nftables     `nft`, a network path that drops packets (tests/lossy_network_path.rs).
 #   libxcursor1  loaded at run time by the probe's window (minifb opens libX11 and libXcursor).
 #
 # Idempotent: a dpkg-query check (a few ms) when everything is installed; otherwise one
@@ -27,7 +28,7 @@ if ! (return 0 2>/dev/null); then
 fi
 
 _testdeps_main() {
-    local pkgs="ffmpeg xvfb libxcursor1 iproute2" pkg status missing="" sudo="" log
+    local pkgs="ffmpeg xvfb libxcursor1 iproute2 nftables" pkg status missing="" sudo="" log
     for pkg in $pkgs; do
         status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null) || status=""
         case "$status" in ii*) ;; *) missing="${missing:+$missing }$pkg" ;; esac
