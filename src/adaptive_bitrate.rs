@@ -7,8 +7,10 @@
 //! overflows and also drops the retransmissions, does not. Every [`WINDOW`] the controller
 //! looks at the loss fraction of the window:
 //!
-//! - above [`DECREASE_ABOVE_LOSS_FRACTION`]: multiply the target by [`DECREASE_FACTOR`] (never
-//!   below the minimum), then hold for [`HOLD_AFTER_CHANGE`] so the encoder's rate control
+//! - above [`DECREASE_ABOVE_LOSS_FRACTION`]: multiply the target by [`DECREASE_FACTOR`], or by
+//!   the share of packets that got through when that is smaller (a link that lost 40 % carries
+//!   at most 60 % of the rate), but never by less than [`MIN_DECREASE_FACTOR`] and never below
+//!   the minimum; then hold for [`HOLD_AFTER_CHANGE`] so the encoder's rate control
 //!   and the link's queue settle before the next decision;
 //! - below [`CLEAN_BELOW_LOSS_FRACTION`] for [`CLEAN_BEFORE_INCREASE`] in a row: multiply by
 //!   [`INCREASE_FACTOR`] (never above the maximum, the configured bitrate): slowly up, fast
@@ -24,8 +26,10 @@ pub const WINDOW: Duration = Duration::from_secs(2);
 pub const DECREASE_ABOVE_LOSS_FRACTION: f64 = 0.01;
 /// Windows with less loss than this count as clean.
 pub const CLEAN_BELOW_LOSS_FRACTION: f64 = 0.002;
-/// Each decrease multiplies the target by this.
+/// Each decrease multiplies the target by this, or less after heavy loss.
 pub const DECREASE_FACTOR: f64 = 0.75;
+/// The largest single decrease: to half.
+pub const MIN_DECREASE_FACTOR: f64 = 0.5;
 /// Each increase multiplies the target by this.
 pub const INCREASE_FACTOR: f64 = 1.15;
 /// No decision this long after a change.
@@ -96,7 +100,12 @@ impl BitrateController {
             return None;
         }
         let (factor, change) = if loss_fraction > DECREASE_ABOVE_LOSS_FRACTION {
-            (DECREASE_FACTOR, Change::Decrease { loss_fraction })
+            (
+                DECREASE_FACTOR
+                    .min(1.0 - loss_fraction)
+                    .max(MIN_DECREASE_FACTOR),
+                Change::Decrease { loss_fraction },
+            )
         } else {
             let clean = self
                 .clean_since
@@ -151,6 +160,25 @@ mod tests {
         }
         assert_eq!(targets, [1_500_000, 1_125_000, 843_750, 632_813, 500_000]);
         assert_eq!(controller.target_bitrate_bps(), 500_000);
+    }
+
+    #[test]
+    fn heavy_loss_lowers_the_target_by_what_got_through_at_most_to_half() {
+        let start = Instant::now();
+        let mut controller = BitrateController::new(LIMITS, 2_000_000);
+        assert_eq!(
+            controller
+                .on_window(start, 600, 400)
+                .map(|(target, _)| target),
+            Some(1_200_000)
+        );
+        let later = start + HOLD_AFTER_CHANGE;
+        assert_eq!(
+            controller
+                .on_window(later, 100, 900)
+                .map(|(target, _)| target),
+            Some(600_000)
+        );
     }
 
     #[test]

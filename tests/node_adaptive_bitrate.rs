@@ -1,7 +1,7 @@
 //! A link that cannot carry the camera's bitrate (the simulator's `--link-rate-bps`: a
 //! capacity with a queue that overflows, as a Wi-Fi link does): the node lowers the camera's
-//! target bitrate step by step until the loss stays below 1 %, and raises it again once the
-//! cap is lifted. The simulator's encoder applies each change (its log says so).
+//! target bitrate step by step until the loss stays below 1 % at one target, and raises it
+//! again once the cap is lifted. The simulator's encoder applies each change (its log says so).
 // The simulator's intra-refresh encoder is libx264 through libavcodec.
 #![cfg(all(feature = "ros", feature = "libavcodec"))]
 
@@ -15,7 +15,7 @@ use common::node::{NodeLaunch, StatsWatcher, counter, unique_domain_id};
 /// The link's capacity while it is capped.
 const CAP_BPS: u64 = 600_000;
 /// When the cap is lifted (seconds after the simulator started).
-const CAP_SECS: u64 = 45;
+const CAP_SECS: u64 = 50;
 
 #[test]
 fn a_capped_link_lowers_the_bitrate_and_a_clean_one_raises_it_again() {
@@ -56,44 +56,55 @@ fn a_capped_link_lowers_the_bitrate_and_a_clean_one_raises_it_again() {
             )
         });
     let lowest = counter(&lowered, "target_bitrate_bps");
-    // Then the loss stays below 1 % for 8 s while the cap is still on.
-    std::thread::sleep(Duration::from_secs(2));
-    let before = stats.latest().expect("stats");
-    std::thread::sleep(Duration::from_secs(8));
-    let after = stats.latest().expect("stats");
+    // Then it settles: a window of 8 s at one target with less than 1 % loss, while the cap
+    // is still on (the controller goes on lowering after windows with more).
+    let settled = loop {
+        assert!(
+            started.elapsed() + Duration::from_secs(8) < Duration::from_secs(CAP_SECS),
+            "the loss did not stay below 1 % under the cap; last {:?}\nnode log:\n{}",
+            stats.last,
+            node.log()
+        );
+        let before = stats.latest().expect("stats");
+        std::thread::sleep(Duration::from_secs(8));
+        let after = stats.latest().expect("stats");
+        let target = counter(&after, "target_bitrate_bps");
+        if target != counter(&before, "target_bitrate_bps") {
+            continue;
+        }
+        let packets = counter(&after, "rtp_packets") - counter(&before, "rtp_packets");
+        let lost = counter(&after, "rtp_packets_lost") - counter(&before, "rtp_packets_lost");
+        assert!(packets > 100, "too few packets under the cap: {after}");
+        if (lost as f64) < packets as f64 * 0.01 {
+            break target;
+        }
+    };
     assert!(
-        started.elapsed() < Duration::from_secs(CAP_SECS),
-        "the bitrate came down too late to measure the loss under the cap"
-    );
-    let packets = counter(&after, "rtp_packets") - counter(&before, "rtp_packets");
-    let lost = counter(&after, "rtp_packets_lost") - counter(&before, "rtp_packets_lost");
-    assert!(packets > 100, "too few packets under the cap: {after}");
-    assert!(
-        (lost as f64) < packets as f64 * 0.01,
-        "{lost} of {packets} packets lost at {} bit/s under a {CAP_BPS} bit/s cap: {after}\nnode log:\n{}",
-        counter(&after, "target_bitrate_bps"),
-        node.log()
+        settled < CAP_BPS,
+        "settled at {settled} bit/s over a {CAP_BPS} bit/s cap"
     );
 
-    // Under the cap the controller may probe upwards, but each probe above the cap loses
-    // packets and is taken back. Once the cap is lifted, the target climbs well above it.
-    let above_cap = CAP_BPS * 6 / 5;
+    // Under the cap the controller probes upwards now and then, and each probe that loses
+    // packets is taken back: remember the highest target the capped link saw.
+    let highest_capped = std::cell::Cell::new(settled);
+    let cap_left = Duration::from_secs(CAP_SECS).saturating_sub(started.elapsed());
+    stats.wait_for(cap_left, |s| {
+        highest_capped.set(highest_capped.get().max(counter(s, "target_bitrate_bps")));
+        false
+    });
+    // Once the cap is lifted the target climbs beyond anything the capped link carried.
+    let beyond = highest_capped.get().max(CAP_BPS);
     let raised = stats
-        .wait_for(
-            Duration::from_secs(CAP_SECS + 55) - started.elapsed(),
-            |s| counter(s, "target_bitrate_bps") > above_cap,
-        )
+        .wait_for(Duration::from_secs(60), |s| {
+            counter(s, "target_bitrate_bps") > beyond
+        })
         .unwrap_or_else(|| {
             panic!(
-                "the target was not raised above {above_cap} bit/s after the cap ended (lowest \
+                "the target was not raised above {beyond} bit/s after the cap ended (lowest \
                  {lowest}); node log:\n{}",
                 node.log()
             )
         });
-    assert!(
-        started.elapsed() > Duration::from_secs(CAP_SECS),
-        "the target rose above the cap while the cap was on: {raised}"
-    );
     assert_eq!(raised["values"]["state"], "streaming");
     let log = node.log();
     assert!(log.contains("camera bitrate lowered"), "{log}");
