@@ -1,6 +1,7 @@
 //! A camera like the Spot CAM (intra refresh, no IDR after the first picture, keyframe requests
 //! ignored) over a link with a 10–20 ms delay that loses 1 % and then 3 % of the packets (in
-//! bursts, with reordering), *after* the camera's retransmission buffer: the node repairs the loss with NACK,
+//! bursts, with reordering), *after* the camera's retransmission buffer: the node repairs the
+//! loss with NACK (retransmissions on the video stream at 1 %, on an RTX stream at 3 %),
 //! publishes almost every frame the camera sent, and no published picture is damaged. Each
 //! picture is compared, pixel by pixel, with what the simulator drew for its frame number.
 // The simulator's intra-refresh encoder is libx264 through libavcodec.
@@ -36,7 +37,7 @@ struct Watched {
 }
 
 /// Streams from a simulator with these link flags and watches the published pictures.
-fn watch(node: &mut r2r::Node, domain: u32, link: &[&str]) -> (Watched, serde_json::Value) {
+fn watch(node: &mut r2r::Node, domain: u32, link: &[&str]) -> (Watched, serde_json::Value, String) {
     let flags: Vec<&str> = ["--intra-refresh", "--ignore-keyframe-requests"]
         .into_iter()
         .chain(link.iter().copied())
@@ -88,9 +89,10 @@ fn watch(node: &mut r2r::Node, domain: u32, link: &[&str]) -> (Watched, serde_js
             counter(s, "frames_published") >= published
         })
         .expect("stats");
+    let log = node_process.log();
     drop(node_process);
     drop(sim);
-    (watched, status)
+    (watched, status, log)
 }
 
 fn published_fraction(watched: &Watched) -> f64 {
@@ -130,11 +132,22 @@ fn a_lossy_link_is_repaired_and_no_damaged_picture_is_published() {
                 "2",
                 "--link-delay-ms",
                 "20",
+                "--rtx",
             ][..],
             0.90,
         ),
     ] {
-        let (watched, status) = watch(&mut node, domain, link);
+        let (watched, status, log) = watch(&mut node, domain, link);
+        // The 3 % camera offers RTX; the 1 % one resends on the video stream.
+        let rtx = link.contains(&"--rtx");
+        assert!(
+            log.contains(if rtx {
+                "retransmissions on their own RTX stream"
+            } else {
+                "retransmissions on the video stream"
+            }),
+            "loss repair not negotiated as expected over {link:?}:\n{log}"
+        );
         let fraction = published_fraction(&watched);
         let (worst_frame, worst) = watched.worst.expect("pictures");
         eprintln!(

@@ -62,6 +62,10 @@ struct Args {
     /// buffer, so no NACK can repair them (a camera whose history is too short).
     #[arg(long, default_value_t = 0.0)]
     loss_percent: f64,
+    /// Offer RTX (RFC 4588): NACKed packets are resent on a retransmission stream of their own
+    /// instead of the video stream.
+    #[arg(long)]
+    rtx: bool,
     /// Link: one-way delay of everything the camera sends, milliseconds (a Wi-Fi round trip).
     #[arg(long, default_value_t = 0)]
     link_delay_ms: u64,
@@ -193,6 +197,7 @@ impl Args {
                     .map(|d| std::time::Instant::now() + d),
                 ..LinkImpairments::default()
             },
+            rtx: self.rtx,
             drop_after: self
                 .drop_after_secs
                 .map(|s| seconds("drop-after-secs", s))
@@ -230,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
         bind = %config.bind, width = config.width, height = config.height, fps = config.fps,
         bitrate_bps = config.bitrate_bps, idr_interval_frames = config.idr_interval_frames,
         loss_percent = config.loss_percent, drop_after = ?config.drop_after,
-        vanish_after = ?config.vanish_after, link = ?config.link,
+        vanish_after = ?config.vanish_after, link = ?config.link, rtx = config.rtx,
         refuse_signalling_for = ?config.refuse_signalling_for, join_mid_stream = config.join_mid_stream,
         ignore_keyframe_requests = config.ignore_keyframe_requests, encoder = ?config.encoder,
         resize_on_screen_change = config.resize_on_screen_change, username = %config.username,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU,
 };
+use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use tokio::sync::{Notify, mpsc, watch};
@@ -105,6 +106,8 @@ pub enum WebRtcError {
 /// Shared counters of the session.
 #[derive(Default, Debug)]
 struct Counters {
+    /// The answer has `ccm fir` for video: keyframe requests also carry an RTCP FIR.
+    fir_negotiated: AtomicBool,
     video_packets: AtomicU64,
     rtp_dropped: AtomicU64,
     audio_packets: AtomicU64,
@@ -234,7 +237,10 @@ async fn drop_audio(track: Arc<dyn TrackRemote>, counters: Arc<Counters>) {
     }
 }
 
-async fn send_plis(notify: Arc<Notify>, video: VideoSlot) {
+/// Sends a keyframe request each time `notify` fires: an RTCP PLI, and in the same compound
+/// packet an FIR (RFC 5104) when it was negotiated, for cameras that answer only one of them.
+async fn send_plis(notify: Arc<Notify>, video: VideoSlot, counters: Arc<Counters>) {
+    let mut fir_sequence_number: u8 = 0;
     loop {
         notify.notified().await;
         let current = video.lock().ok().and_then(|slot| slot.clone());
@@ -242,12 +248,24 @@ async fn send_plis(notify: Arc<Notify>, video: VideoSlot) {
             debug!("keyframe requested before the video track exists; ignored");
             continue;
         };
-        let pli = PictureLossIndication {
+        let mut requests: Vec<Box<dyn rtc::rtcp::Packet>> = vec![Box::new(PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc,
-        };
-        match track.write_rtcp(vec![Box::new(pli)]).await {
-            Ok(()) => debug!(media_ssrc, "sent RTCP PLI"),
+        })];
+        let fir = counters.fir_negotiated.load(Ordering::Relaxed);
+        if fir {
+            requests.push(Box::new(FullIntraRequest {
+                sender_ssrc: 0,
+                media_ssrc,
+                fir: vec![FirEntry {
+                    ssrc: media_ssrc,
+                    sequence_number: fir_sequence_number,
+                }],
+            }));
+            fir_sequence_number = fir_sequence_number.wrapping_add(1);
+        }
+        match track.write_rtcp(requests).await {
+            Ok(()) => debug!(media_ssrc, fir, "sent RTCP PLI (and FIR when negotiated)"),
             Err(err) => {
                 warn!(%err, "could not send RTCP PLI; the peer connection is gone");
                 return;
@@ -267,14 +285,34 @@ pub struct AnswererSession {
     closed: AtomicBool,
 }
 
-/// What the answerer accepts: H.264 packetization-mode 1 in the profiles cameras offer, and the
-/// usual audio codecs (received and dropped).
+/// What the answerer accepts: H.264 packetization-mode 1 in the profiles cameras offer, each
+/// with RTX (used when the camera offers it; retransmissions then come on their own stream,
+/// otherwise on the video stream itself), and the usual audio codecs (received and dropped).
 pub fn answer_codecs() -> Vec<(RTCRtpCodec, u8, RtpCodecKind)> {
-    vec![
-        (peer::h264_codec("42e01f"), 102, RtpCodecKind::Video),
-        (peer::h264_codec("42001f"), 104, RtpCodecKind::Video),
-        (peer::h264_codec("4d001f"), 106, RtpCodecKind::Video),
-        (peer::h264_codec("640032"), 108, RtpCodecKind::Video),
+    let video = [
+        ("42e01f", 102),
+        ("42001f", 104),
+        ("4d001f", 106),
+        ("640032", 108),
+    ];
+    let mut codecs: Vec<_> = video
+        .into_iter()
+        .flat_map(|(profile_level_id, payload_type)| {
+            [
+                (
+                    peer::h264_codec(profile_level_id),
+                    payload_type,
+                    RtpCodecKind::Video,
+                ),
+                (
+                    peer::rtx_codec(payload_type),
+                    payload_type + 1,
+                    RtpCodecKind::Video,
+                ),
+            ]
+        })
+        .collect();
+    codecs.extend([
         (
             peer::audio_codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
             111,
@@ -290,7 +328,8 @@ pub fn answer_codecs() -> Vec<(RTCRtpCodec, u8, RtpCodecKind)> {
             8,
             RtpCodecKind::Audio,
         ),
-    ]
+    ]);
+    codecs
 }
 
 impl AnswererSession {
@@ -332,7 +371,11 @@ impl AnswererSession {
             t.push(watchdog);
         }
         let pli_notify = Arc::new(Notify::new());
-        let pli_task = tokio::spawn(send_plis(Arc::clone(&pli_notify), video));
+        let pli_task = tokio::spawn(send_plis(
+            Arc::clone(&pli_notify),
+            video,
+            Arc::clone(&counters),
+        ));
         if let Ok(mut t) = tasks.lock() {
             t.push(pli_task);
         }
@@ -400,6 +443,14 @@ impl AnswererSession {
             }
         }
 
+        self.counters
+            .fir_negotiated
+            .store(sdp.contains(" ccm fir"), Ordering::Relaxed);
+        if sdp.contains(" rtx/90000") {
+            info!("loss repair: NACK, with retransmissions on their own RTX stream (RFC 4588)");
+        } else {
+            info!("loss repair: NACK, with retransmissions on the video stream (no RTX offered)");
+        }
         let video = media_sections(&sdp, "video");
         if !video.iter().any(|(port, _)| *port != 0) {
             return Err(WebRtcError::NoCompatibleVideo(

@@ -11,7 +11,9 @@ use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slo
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_RTX, MediaEngine,
+};
 use rtc::peer_connection::transport::RTCDtlsTransportState;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -128,6 +130,18 @@ pub fn h264_codec(profile_level_id: &str) -> RTCRtpCodec {
             "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
         ),
         rtcp_feedback: h264_feedback(),
+    }
+}
+
+/// RTX (RFC 4588) for the video codec of payload type `apt`: retransmissions on a stream of
+/// their own, which the library unwraps into the original packets on receipt.
+pub fn rtx_codec(apt: u8) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={apt}"),
+        rtcp_feedback: vec![],
     }
 }
 

@@ -22,7 +22,8 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use tokio::sync::{Mutex, watch};
@@ -64,6 +65,8 @@ pub struct OffererConfig {
     pub loss_percent: f64,
     /// What the network does to the packets after they are sent.
     pub link: LinkImpairments,
+    /// Offer RTX (RFC 4588): retransmissions on a stream of their own.
+    pub rtx: bool,
     /// Maximum RTP packet size (header + payload) for video.
     pub mtu_bytes: usize,
 }
@@ -74,6 +77,7 @@ impl Default for OffererConfig {
             udp_bind_addrs: vec!["0.0.0.0:0".to_owned()],
             loss_percent: 0.0,
             link: LinkImpairments::default(),
+            rtx: false,
             mtu_bytes: 1200,
         }
     }
@@ -137,19 +141,17 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestCounter {
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let InterceptorPacket::Rtcp(packets) = &msg.message.packet {
             let video_ssrc = self.video_ssrc;
-            let requests = packets
-                .iter()
-                .filter(|p| {
-                    let any = p.as_any();
-                    if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                        pli.media_ssrc == video_ssrc
-                    } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                        fir.fir.iter().any(|entry| entry.ssrc == video_ssrc)
-                    } else {
-                        false
-                    }
-                })
-                .count() as u64;
+            // One request per RTCP compound packet, however it asks (PLI, FIR or both).
+            let requests = u64::from(packets.iter().any(|p| {
+                let any = p.as_any();
+                if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                    pli.media_ssrc == video_ssrc
+                } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                    fir.fir.iter().any(|entry| entry.ssrc == video_ssrc)
+                } else {
+                    false
+                }
+            }));
             if requests > 0 {
                 debug!(requests, "keyframe request received");
                 self.count_tx.send_modify(|c| *c += requests);
@@ -261,7 +263,12 @@ pub struct OffererPeer {
     link: Link,
 }
 
-fn local_track(kind: RtpCodecKind, codec: &RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
+fn local_track(
+    kind: RtpCodecKind,
+    codec: &RTCRtpCodec,
+    ssrc: u32,
+    rtx_ssrc: Option<u32>,
+) -> MediaStreamTrack {
     let name = match kind {
         RtpCodecKind::Video => "video",
         _ => "audio",
@@ -274,6 +281,7 @@ fn local_track(kind: RtpCodecKind, codec: &RTCRtpCodec, ssrc: u32) -> MediaStrea
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
+                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                 ..Default::default()
             },
             codec: codec.clone(),
@@ -342,13 +350,22 @@ impl OffererPeer {
         let video_codec = peer::h264_codec("42e01f");
         let audio_codec =
             peer::audio_codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1");
-        let (me, registry) = peer::media_engine(&[
+        let mut codecs = vec![
             (video_codec.clone(), H264_PAYLOAD_TYPE, RtpCodecKind::Video),
             (audio_codec.clone(), OPUS_PAYLOAD_TYPE, RtpCodecKind::Audio),
-        ])?;
+        ];
+        if cfg.rtx {
+            codecs.push((
+                peer::rtx_codec(H264_PAYLOAD_TYPE),
+                H264_PAYLOAD_TYPE + 1,
+                RtpCodecKind::Video,
+            ));
+        }
+        let (me, registry) = peer::media_engine(&codecs)?;
         let mut rng = XorShift::seeded();
         let video_ssrc = rng.next_u32();
         let audio_ssrc = rng.next_u32();
+        let rtx_ssrc = cfg.rtx.then(|| rng.next_u32());
         let (keyframe_tx, keyframe_rx) = watch::channel(0u64);
         let registry = registry.with(
             Slot::from(14_000usize),
@@ -374,11 +391,13 @@ impl OffererPeer {
             RtpCodecKind::Video,
             &video_codec,
             video_ssrc,
+            rtx_ssrc,
         )));
         let audio_track = Arc::new(TrackLocalStaticRTP::new(local_track(
             RtpCodecKind::Audio,
             &audio_codec,
             audio_ssrc,
+            None,
         )));
         let video_sender = pc
             .add_track(Arc::clone(&video_track) as Arc<dyn TrackLocal>)

@@ -38,6 +38,7 @@ pub struct SimConfig {
     pub frame_log: Option<PathBuf>,
     pub loss_percent: f64,
     pub link: LinkImpairments,
+    pub rtx: bool,
     pub drop_after: Option<Duration>,
     pub vanish_after: Option<Duration>,
     pub refuse_signalling_for: Option<Duration>,
@@ -142,6 +143,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
                     udp_bind_addrs: vec![SocketAddr::new(config.bind, 0).to_string()],
                     loss_percent: config.loss_percent,
                     link: config.link.clone(),
+                    rtx: config.rtx,
                     mtu_bytes: 1200,
                 },
                 faults: SessionFaults {
