@@ -4,52 +4,24 @@
 //! peer connection failed with `No such device`). The host is a fresh network namespace
 //! (`unshare --net`) with only `lo` up.
 
-use std::process::Command;
+mod common;
+
+use common::{probe_summary, run_in_network_namespace};
 
 #[test]
 fn streams_on_a_host_with_only_loopback() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = format!(
-        r#"set -e
-ip link set lo up
-# A namespace of its own: the fixed ports cannot collide with anything.
-"{sim}" --bind 127.0.0.1 --grpc-port 50443 --sdp-port 31102 --cert-dir "{dir}/certs" \
-    --username operator --password secret --width 320 --height 240 \
-    >"{dir}/sim.out" 2>"{dir}/sim.log" &
-for _ in $(seq 100); do grep -q '^ready ' "{dir}/sim.out" 2>/dev/null && break; sleep 0.1; done
-rc=0
-BOSDYN_CLIENT_USERNAME=operator BOSDYN_CLIENT_PASSWORD=secret "{probe}" 127.0.0.1 \
-    --grpc-port 50443 --sdp-port 31102 --robot-ca "{dir}/certs/ca.pem" \
-    --camera-ca "{dir}/certs/ca.pem" --udp-bind-address 127.0.0.1 --duration 3 \
-    --first-frame-timeout 10 || rc=$?
-kill %1
-exit $rc
-"#,
-        sim = env!("CARGO_BIN_EXE_spot_cam_sim"),
-        probe = env!("CARGO_BIN_EXE_ptz_stream_probe"),
-        dir = dir.path().display(),
+    let run = run_in_network_namespace(
+        "",
+        "--width 320 --height 240",
+        "--duration 3 --first-frame-timeout 10",
+        "",
     );
-    let output = Command::new("unshare")
-        .args(["--net", "--", "bash", "-c", &script])
-        .output()
-        .expect("run unshare (util-linux; needs root or CAP_SYS_ADMIN, as CI has)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let sim_log = std::fs::read_to_string(dir.path().join("sim.log")).unwrap_or_default();
     assert!(
-        output.status.success(),
-        "no stream on a loopback-only host:\n{stdout}\n{stderr}\nsimulator:\n{sim_log}"
+        run.success,
+        "no stream on a loopback-only host:\n{}\n{}\nsimulator:\n{}",
+        run.stdout, run.stderr, run.sim_log
     );
-    let summary = stdout
-        .lines()
-        .find(|l| l.starts_with("summary:"))
-        .unwrap_or_else(|| panic!("no summary line:\n{stdout}"));
-    let frames: u64 = summary
-        .split(", ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no frame count in {summary:?}"));
+    let (summary, frames) = probe_summary(&run.stdout);
     assert!(frames > 30, "{summary}");
-    assert!(!sim_log.contains("No such device"), "{sim_log}");
+    assert!(!run.sim_log.contains("No such device"), "{}", run.sim_log);
 }

@@ -25,16 +25,7 @@ fn a_short_run_reports_frames_and_succeeds() {
         stdout.lines().filter(|l| l.starts_with("state=")).count() >= 2,
         "{stdout}"
     );
-    let summary = stdout
-        .lines()
-        .find(|l| l.starts_with("summary:"))
-        .expect("summary line");
-    let frames: u64 = summary
-        .split(", ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("frame count");
+    let (summary, frames) = common::probe_summary(&stdout);
     assert!(frames > 30, "{summary}");
     assert!(summary.ends_with("640x360"), "{summary}");
 }

@@ -22,6 +22,13 @@ use crate::sim::x264_encoder::{self, RefreshMode, X264Encoder};
 /// Refresh period used when the stream parameters leave it at 0 ("encoder default").
 pub const DEFAULT_REFRESH_INTERVAL_FRAMES: u32 = 30;
 
+/// The bitrates both encoders accept; requests outside are clamped to it.
+const BITRATE_RANGE_BPS: (i64, i64) = (50_000, 50_000_000);
+
+fn clamped_bitrate_bps(bitrate_bps: i64) -> i64 {
+    bitrate_bps.clamp(BITRATE_RANGE_BPS.0, BITRATE_RANGE_BPS.1)
+}
+
 /// Which encoder the camera runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum EncoderKind {
@@ -62,7 +69,7 @@ impl SimEncoder {
         width: u32,
         height: u32,
     ) -> Result<Self, EncoderError> {
-        let bitrate_bps = settings.target_bitrate_bps.clamp(50_000, 50_000_000);
+        let bitrate_bps = clamped_bitrate_bps(settings.target_bitrate_bps);
         match kind {
             EncoderKind::PeriodicIdr => {
                 let idr_interval = u32::try_from(settings.idr_interval_frames.max(0)).unwrap_or(0);
@@ -124,7 +131,7 @@ impl SimEncoder {
             }
             #[cfg(feature = "libavcodec")]
             Self::X264(encoder) => encoder
-                .set_bitrate(bitrate_bps.clamp(50_000, 50_000_000) as u64)
+                .set_bitrate(clamped_bitrate_bps(bitrate_bps) as u64)
                 .is_ok(),
         }
     }

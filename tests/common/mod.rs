@@ -257,3 +257,69 @@ pub fn luma_error(bgr: &[u8], width: u32, height: u32, frame_number: u32, fps: u
             .fold(0.0, f64::max),
     }
 }
+
+/// What a simulator and a probe did inside a network namespace of their own.
+pub struct NamespaceRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub sim_log: String,
+}
+
+/// Runs `spot_cam_sim` (with `sim_args`) and `ptz_stream_probe` (with `probe_args`) against
+/// each other over 127.0.0.1 in a fresh network namespace (`unshare --net`, only `lo`, fixed
+/// ports that cannot collide with anything). `setup` runs first (after `lo` is up), `teardown`
+/// after the probe; both print to the run's stdout. Succeeds when the probe did.
+pub fn run_in_network_namespace(
+    setup: &str,
+    sim_args: &str,
+    probe_args: &str,
+    teardown: &str,
+) -> NamespaceRun {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = format!(
+        r#"set -e
+ip link set lo up
+{setup}
+"{sim}" --bind 127.0.0.1 --grpc-port 50443 --sdp-port 31102 --cert-dir "{dir}/certs" \
+    --username operator --password secret {sim_args} \
+    >"{dir}/sim.out" 2>"{dir}/sim.log" &
+for _ in $(seq 100); do grep -q '^ready ' "{dir}/sim.out" 2>/dev/null && break; sleep 0.1; done
+rc=0
+BOSDYN_CLIENT_USERNAME=operator BOSDYN_CLIENT_PASSWORD=secret "{probe}" 127.0.0.1 \
+    --grpc-port 50443 --sdp-port 31102 --robot-ca "{dir}/certs/ca.pem" \
+    --camera-ca "{dir}/certs/ca.pem" --udp-bind-address 127.0.0.1 {probe_args} || rc=$?
+kill %1
+{teardown}
+exit $rc
+"#,
+        sim = env!("CARGO_BIN_EXE_spot_cam_sim"),
+        probe = env!("CARGO_BIN_EXE_ptz_stream_probe"),
+        dir = dir.path().display(),
+    );
+    let output = Command::new("unshare")
+        .args(["--net", "--", "bash", "-c", &script])
+        .output()
+        .expect("run unshare (util-linux; needs root or CAP_SYS_ADMIN, as CI has)");
+    NamespaceRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        sim_log: std::fs::read_to_string(dir.path().join("sim.log")).unwrap_or_default(),
+    }
+}
+
+/// The probe's `summary:` line and the frame count it reports.
+pub fn probe_summary(stdout: &str) -> (&str, u64) {
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("summary:"))
+        .unwrap_or_else(|| panic!("no summary line:\n{stdout}"));
+    let frames = summary
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in {summary:?}"));
+    (summary, frames)
+}
