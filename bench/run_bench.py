@@ -24,6 +24,12 @@ frame number (bench/sim_scene.py). Figures per receiver: the frames published un
 percentage of the frames the camera sent; the pictures published damaged; and how long the gaps
 of frames not published cleanly last (the time to recover from a loss burst).
 
+Compressed outputs (--compressed, off by default): one more simulator at the first bitrate, and
+`ours` streaming from it with, in turn, a subscriber of image_raw only, of image_raw/ffmpeg and
+image_raw/foxglove only, of image_raw/compressed (JPEG) only, and of nothing (bench/topic_meter.py
+counts messages and bytes without decoding). Figures per case: bytes per second on each topic,
+the node's CPU (% of one core, and ms per frame received).
+
 Outputs in --out: results.json, results.md (tables), plot.png, and each run's raw files.
 """
 import argparse
@@ -581,6 +587,100 @@ def run_lossy_link(args, systems, loss_percents, bitrate_bps):
 # ---------------------------------------------------------------- report
 
 
+# The cases of the compressed-outputs run: name and the topics subscribed (kind, topic name).
+COMPRESSED_CASES = (
+    ("image_raw", (("image", "image_raw"),)),
+    ("ffmpeg + foxglove", (("ffmpeg", "image_raw/ffmpeg"), ("foxglove", "image_raw/foxglove"))),
+    ("compressed (JPEG)", (("jpeg", "image_raw/compressed"),)),
+    ("nobody", ()),
+)
+
+
+def cpu_secs_of(pid):
+    sample = ProcSampler(pid).read()
+    return sample[1] if sample else None
+
+
+def run_compressed(args, bitrate_bps):
+    """Our node with subscribers of one output at a time: wire bytes and the node's CPU."""
+    work = os.path.join(args.out, "compressed")
+    os.makedirs(work, exist_ok=True)
+    print(f"compressed outputs, {bitrate_bps / 1e6:g} Mbit/s:", file=sys.stderr, flush=True)
+    sim, grpc, sdp, ca, _ = start_simulator(args, work, bitrate_bps)
+    ns = "/bench/ours"
+    results = []
+    ros_run = os.environ.get("ROS_RUN", "ros-run")
+    try:
+        for name, topics in COMPRESSED_CASES:
+            run_dir = os.path.join(work, name.split()[0])
+            os.makedirs(run_dir, exist_ok=True)
+            argv = receiver_command("ours", args, grpc, sdp, ca, bitrate_bps)
+            argv = [a.replace("autostart:=false", "autostart:=true") for a in argv]
+            receiver = Process(name, argv, os.path.join(run_dir, "receiver.log"))
+            meter_argv = [ros_run, os.environ.get("ROS_PYTHON", sys.executable),
+                          os.path.join(ROOT, "bench", "topic_meter.py"),
+                          "--stats-topic", f"{ns}/spot_ptz_stream/stats",
+                          "--duration-secs", str(args.duration_secs - args.warmup_secs),
+                          "--warmup-secs", str(args.warmup_secs),
+                          "--timeout-secs", str(args.duration_secs + args.first_image_timeout_secs)]
+            for kind, topic in topics:
+                meter_argv += ["--topic", f"{kind}={ns}/{topic}"]
+            print(f"  {name} ...", file=sys.stderr, flush=True)
+            meter = subprocess.Popen(meter_argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, text=True, cwd=ROOT)
+            started = None
+            result = {"case": name, "topics": {}}
+            for line in meter.stdout:
+                message = json.loads(line)
+                if message.get("window") == "start":
+                    started = (time.monotonic(), cpu_secs_of(receiver.pid))
+                elif "topics" in message:
+                    ended = (time.monotonic(), cpu_secs_of(receiver.pid))
+                    window = message["window_secs"] or 1.0
+                    for topic, count in message["topics"].items():
+                        result["topics"][topic.rsplit(ns + "/", 1)[-1]] = {
+                            "messages_per_sec": count["messages"] / window,
+                            "bytes_per_sec": count["bytes"] / window}
+                    if started and started[1] is not None and ended[1] is not None:
+                        cpu = ended[1] - started[1]
+                        result["cpu_percent"] = 100.0 * cpu / (ended[0] - started[0])
+                        frames = message["frames_received"]
+                        frames_secs = message["frames_secs"] or 1.0
+                        fps = frames / frames_secs
+                        if fps > 0:
+                            result["cpu_ms_per_frame"] = 1e3 * cpu / ((ended[0] - started[0]) * fps)
+                        result["frames_received_per_sec"] = fps
+            meter.wait()
+            receiver.stop()
+            if "cpu_percent" not in result:
+                result["error"] = f"no measurement; see {run_dir}/receiver.log"
+            results.append(result)
+            time.sleep(1.0)
+    finally:
+        sim.stop()
+    return {"bitrate_bps": bitrate_bps, "cases": results}
+
+
+def compressed_markdown(compressed, fps):
+    if not compressed:
+        return []
+    lines = ["", f"#### Compressed outputs, {compressed['bitrate_bps'] / 1e6:g} Mbit/s "
+             f"({fps} fps, `jpeg_max_rate_hz` as in config/ptz_stream.yaml)", "",
+             "| subscribed | topic | messages/s | bytes/s | node CPU % of a core | node CPU ms per frame |",
+             "|---|---|---|---|---|---|"]
+    for case in compressed["cases"]:
+        topics = case["topics"] or {"–": {}}
+        for i, (topic, figures) in enumerate(topics.items()):
+            first = i == 0
+            lines.append(
+                f"| {case['case'] if first else ''} | {topic} | "
+                f"{fmt(figures.get('messages_per_sec'), '{:.1f}')} | "
+                f"{fmt(figures.get('bytes_per_sec'), '{:,.0f}')} | "
+                f"{fmt(case.get('cpu_percent'), '{:.1f}') if first else ''} | "
+                f"{fmt(case.get('cpu_ms_per_frame'), '{:.2f}') if first else ''} |")
+    return lines
+
+
 def machine():
     model = ""
     try:
@@ -682,6 +782,7 @@ def markdown(report):
                          f"end-to-end CPU per frame is {ours['cpu_ms_per_frame'] / floor['total_ms']:.2f}x "
                          f"the floor.")
     lines.extend(lossy_markdown(report.get("lossy_link"), report["fps"]))
+    lines.extend(compressed_markdown(report.get("compressed"), report["fps"]))
     return "\n".join(lines) + "\n"
 
 
@@ -780,6 +881,9 @@ def main():
     parser.add_argument("--link-loss-percents", default="",
                         help="comma-separated link loss levels (e.g. 1,3) for the lossy-link run "
                              "of ours and baseline at the first bitrate (default: no such run)")
+    parser.add_argument("--compressed", action="store_true",
+                        help="also measure the compressed outputs (bytes per topic, the node's "
+                             "CPU with only passthrough or JPEG subscribers) at the first bitrate")
     parser.add_argument("--pixel-check-every", type=int, default=1,
                         help="lossy-link run: check 1 picture in N (1080p at 30 fps keeps up "
                              "with every one on 2 cores: ~14 ms per picture)")
@@ -802,7 +906,9 @@ def main():
     if loss_percents and not lossy_systems:
         parser.error(f"--link-loss-percents runs {' and '.join(LOSSY_SYSTEMS)}; "
                      f"--systems has neither")
-    if not bitrates and not loss_percents:
+    if args.compressed and "ours" not in systems:
+        parser.error("--compressed measures ours; --systems does not have it")
+    if not bitrates and not loss_percents and not args.compressed:
         parser.error("nothing to run: --bitrates-bps is empty and --link-loss-percents not given")
     if args.pixel_check_every < 1:
         parser.error("--pixel-check-every must be at least 1")
@@ -842,6 +948,9 @@ def main():
         report["lossy_link"] = run_lossy_link(args, lossy_systems, loss_percents,
                                               bitrates[0] if bitrates
                                               else LOSSY_DEFAULT_BITRATE_BPS)
+    if args.compressed:
+        report["compressed"] = run_compressed(args, bitrates[0] if bitrates
+                                              else LOSSY_DEFAULT_BITRATE_BPS)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=2)
     table = markdown(report)
@@ -854,6 +963,8 @@ def main():
           f"{', plot.png' if report['runs'] else ''}", file=sys.stderr)
     failed = [f"{r['bitrate_bps']}/{s}" for r in report["runs"] for s, v in r["results"].items()
               if "error" in v]
+    failed += [f"compressed/{c['case']}" for c in report.get("compressed", {}).get("cases", [])
+               if "error" in c]
     failed += [f"loss {r['link_loss_percent']:g} %/{s}"
                for r in report.get("lossy_link", {}).get("runs", [])
                for s, v in r["results"].items() if "error" in v or "lossy_error" in v]

@@ -7,13 +7,16 @@
 #
 # Two modes (exported as ROS_ENV_KIND):
 #   system  A real ROS 2 is already sourced (ROS_DISTRO set and an /opt/ros/... entry on
-#           AMENT_PREFIX_PATH).  Nothing is installed; we only check that vision_msgs is in the
-#           ament index (else: error telling you to `apt install ros-$ROS_DISTRO-vision-msgs`)
+#           AMENT_PREFIX_PATH).  Nothing is installed; we only check that vision_msgs,
+#           ffmpeg_image_transport_msgs and foxglove_msgs are in the ament index (else: an error
+#           naming the `apt install ros-$ROS_DISTRO-...` packages)
 #           and set the variables below.
 #   wheels  No real ROS: ROS 2 Jazzy comes from pinned PyPI wheels installed into the
 #           git-ignored folder <repo>/.ros-env/ (override with ROS_ENV_DIR):
 #             .ros-env/venv         python venv = a ROS prefix (include/, lib/, share/)
-#             .ros-env/vision_msgs  vision_msgs 4.x built from ros/vision_msgs (no wheel exists)
+#             .ros-env/msgs         the interface packages that have no wheel, built from ros/<pkg>:
+#                                   vision_msgs 4.x, ffmpeg_image_transport_msgs, foxglove_msgs
+#                                   (trimmed to CompressedVideo)
 #             .ros-env/shim/lib     librmw_implementation.so -> librmw_fastrtps_cpp.so (link time)
 #             .ros-env/bin/ros-run  LD_PRELOAD wrapper, see below
 #           The first source installs (~1-2 min); later ones check stamps and take well under 1 s.
@@ -65,7 +68,10 @@ fi
 
 # Bump when the install procedure changes; part of the install stamp.
 _ROSENV_VERSION=1
-_ROSENV_IDL_FILTER="std_msgs;builtin_interfaces;sensor_msgs;std_srvs;diagnostic_msgs;vision_msgs;geometry_msgs"
+_ROSENV_IDL_FILTER="std_msgs;builtin_interfaces;sensor_msgs;std_srvs;diagnostic_msgs;vision_msgs;geometry_msgs;ffmpeg_image_transport_msgs;foxglove_msgs"
+# Interface packages with no wheel, built from ros/<name> in this order (later ones may depend
+# on earlier ones).
+_ROSENV_MSG_PKGS="vision_msgs ffmpeg_image_transport_msgs foxglove_msgs"
 # libavcodec-dev libavformat-dev libavutil-dev: the default decoder (feature libavcodec).
 _ROSENV_APT_PKGS="libclang-dev nasm cmake make g++ pkg-config libavcodec-dev libavformat-dev libavutil-dev"
 
@@ -75,6 +81,8 @@ _ROSENV_APT_PKGS="libclang-dev nasm cmake make g++ pkg-config libavcodec-dev lib
 _rosenv_pins() {
     cat <<'EOF'
 # direct
+# av: PyAV, the tests' H.264 and JPEG decoder for the compressed outputs (bundles its own FFmpeg).
+av==18.1.0
 catkin-pkg==1.1.1
 empy==3.3.4
 lark==1.3.1
@@ -325,7 +333,7 @@ _rosenv_install_venv() {
     local env_dir="$1" hash="$2" venv="$1/venv" base py log="$1/logs/pip.log" libpy
     base=$(_rosenv_pick_python) || return 1
     _rosenv_say "creating $venv and installing pinned ROS 2 Jazzy wheels (about 30 s)"
-    rm -rf -- "$venv" "$env_dir/venv.stamp" "$env_dir/vision_msgs" "$env_dir/build"
+    rm -rf -- "$venv" "$env_dir/venv.stamp" "$env_dir/msgs" "$env_dir/vision_msgs" "$env_dir/build"
     if ! "$base" -m venv "$venv" >"$log" 2>&1; then
         _rosenv_tail "$log"; _rosenv_err "'$base -m venv $venv' failed"; return 1
     fi
@@ -370,30 +378,38 @@ _rosenv_opt_python_shims() {
     fi
 }
 
-# Hash of the vision_msgs package sources (names and contents).
+# Hash of the interface packages' sources (names and contents), in build order.
 _rosenv_pkg_hash() {
-    (cd -- "$1" && find . -type f ! -name '*~' -print0 | LC_ALL=C sort -z |
-        xargs -0 sha256sum) | sha256sum | cut -c1-64
+    local pkg
+    for pkg in $_ROSENV_MSG_PKGS; do
+        printf 'package %s\n' "$pkg"
+        (cd -- "$1/$pkg" && find . -type f ! -name '*~' -print0 | LC_ALL=C sort -z |
+            xargs -0 sha256sum)
+    done | sha256sum | cut -c1-64
 }
 
-_rosenv_build_vision_msgs() {
-    local env_dir="$1" src="$2" hash="$3" venv="$1/venv" prefix="$1/vision_msgs"
-    local build="$1/build/vision_msgs" log="$1/logs/vision_msgs.log" jobs
+# Builds every package of _ROSENV_MSG_PKGS from SRC_ROOT/<pkg> into one prefix, .ros-env/msgs.
+_rosenv_build_msgs() {
+    local env_dir="$1" src_root="$2" hash="$3" venv="$1/venv" prefix="$1/msgs"
+    local log="$1/logs/msgs.log" jobs pkg
     jobs=$(nproc 2>/dev/null || echo 2)
-    _rosenv_say "building vision_msgs from ${src#"$PWD"/} into $prefix (about 30 s)"
-    rm -rf -- "$prefix" "$build"
-    if ! (
-        export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH"
-        export LD_LIBRARY_PATH="$venv/lib" _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 PYTHONPATH=""
-        cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-            -DCMAKE_INSTALL_PREFIX="$prefix" -DPython3_EXECUTABLE="$venv/bin/python" &&
-        cmake --build "$build" -j "$jobs" &&
-        cmake --install "$build"
-    ) </dev/null >"$log" 2>&1; then
-        _rosenv_tail "$log"
-        _rosenv_err "building vision_msgs failed (log: $log)"
-        return 1
-    fi
+    _rosenv_say "building the interface packages ($_ROSENV_MSG_PKGS) from ${src_root#"$PWD"/} into $prefix (about 1 min)"
+    rm -rf -- "$prefix" "$env_dir/build"
+    : >"$log"
+    for pkg in $_ROSENV_MSG_PKGS; do
+        if ! (
+            export AMENT_PREFIX_PATH="$prefix:$venv" CMAKE_PREFIX_PATH="$prefix:$venv" PATH="$venv/bin:$PATH"
+            export LD_LIBRARY_PATH="$prefix/lib:$venv/lib" _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 PYTHONPATH=""
+            cmake -S "$src_root/$pkg" -B "$env_dir/build/$pkg" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+                -DCMAKE_INSTALL_PREFIX="$prefix" -DPython3_EXECUTABLE="$venv/bin/python" &&
+            cmake --build "$env_dir/build/$pkg" -j "$jobs" &&
+            cmake --install "$env_dir/build/$pkg"
+        ) </dev/null >>"$log" 2>&1; then
+            _rosenv_tail "$log"
+            _rosenv_err "building $pkg failed (log: $log)"
+            return 1
+        fi
+    done
     rm -rf -- "$env_dir/build"
     printf '%s\n' "$hash" >"$prefix/.ros-env-stamp"
 }
@@ -466,37 +482,46 @@ _rosenv_common_exports() {
 }
 
 _rosenv_system() {
-    local found="" p parts=()
+    local p parts=() pkg found missing="" apt=""
     IFS=: read -r -a parts <<<"$AMENT_PREFIX_PATH" || true
-    for p in "${parts[@]}"; do
-        if [ -n "$p" ] && [ -e "$p/share/ament_index/resource_index/packages/vision_msgs" ]; then
-            found="$p"; break
+    for pkg in $_ROSENV_MSG_PKGS; do
+        found=""
+        for p in "${parts[@]}"; do
+            if [ -n "$p" ] && [ -e "$p/share/ament_index/resource_index/packages/$pkg" ]; then
+                found="$p"; break
+            fi
+        done
+        if [ -z "$found" ]; then
+            missing="${missing:+$missing }$pkg"
+            apt="${apt:+$apt }ros-$ROS_DISTRO-${pkg//_/-}"
         fi
     done
-    if [ -z "$found" ]; then
-        _rosenv_err "ROS 2 $ROS_DISTRO is sourced but vision_msgs is not installed. Fix: sudo apt-get install -y ros-$ROS_DISTRO-vision-msgs && source /opt/ros/$ROS_DISTRO/setup.bash"
+    if [ -n "$missing" ]; then
+        _rosenv_err "ROS 2 $ROS_DISTRO is sourced but these interface packages are not installed: $missing. Fix: sudo apt-get install -y $apt && source /opt/ros/$ROS_DISTRO/setup.bash (or: rosdep install --from-paths . -y)"
         return 1
     fi
     _rosenv_common_exports
     export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
     if [ -x /usr/bin/python3 ]; then export ROS_PYTHON=/usr/bin/python3; else export ROS_PYTHON=python3; fi
     export ROS_RUN_PRELOAD="" ROS_ENV_KIND=system
-    _rosenv_say "using system ROS 2 $ROS_DISTRO (vision_msgs from $found)"
+    _rosenv_say "using system ROS 2 $ROS_DISTRO"
 }
 
 _rosenv_wheels() {
-    local root env_dir venv vm_src venv_hash vm_hash missing lockfd libpy sp libs d
+    local root env_dir venv msgs_src venv_hash msgs_hash missing lockfd libpy sp libs d pkg
     root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P) || return 1
     env_dir="${ROS_ENV_DIR:-$root/.ros-env}"
     venv="$env_dir/venv"
-    vm_src="$root/ros/vision_msgs"
+    msgs_src="$root/ros"
 
     if [ -n "${ROS_DISTRO:-}" ] && [ "$ROS_DISTRO" != jazzy ]; then
         _rosenv_say "note: ROS_DISTRO=$ROS_DISTRO was set but no /opt/ros is sourced; using the Jazzy wheels"
     fi
-    if [ ! -f "$vm_src/package.xml" ]; then
-        _rosenv_err "$vm_src/package.xml is missing (broken checkout?)"; return 1
-    fi
+    for pkg in $_ROSENV_MSG_PKGS; do
+        if [ ! -f "$msgs_src/$pkg/package.xml" ]; then
+            _rosenv_err "$msgs_src/$pkg/package.xml is missing (broken checkout?)"; return 1
+        fi
+    done
 
     # Debian packages: checked every time (dpkg-query, a few ms), installed only when missing.
     missing=$(_rosenv_missing_apt)
@@ -506,10 +531,10 @@ _rosenv_wheels() {
     fi
 
     venv_hash=$( { printf 'version=%s\n' "$_ROSENV_VERSION"; _rosenv_pins; } | sha256sum | cut -c1-64)
-    vm_hash=$( { printf '%s\n' "$venv_hash"; _rosenv_pkg_hash "$vm_src"; } | sha256sum | cut -c1-64)
+    msgs_hash=$( { printf '%s\n' "$venv_hash"; _rosenv_pkg_hash "$msgs_src"; } | sha256sum | cut -c1-64)
 
     if [ "$(cat -- "$env_dir/venv.stamp" 2>/dev/null)" != "$venv_hash" ] || [ ! -x "$venv/bin/python" ] ||
-       [ "$(cat -- "$env_dir/vision_msgs/.ros-env-stamp" 2>/dev/null)" != "$vm_hash" ] ||
+       [ "$(cat -- "$env_dir/msgs/.ros-env-stamp" 2>/dev/null)" != "$msgs_hash" ] ||
        [ ! -e /opt/python/cp311-cp311/include/python3.11 ]; then
         mkdir -p -- "$env_dir/logs" || return 1
         # Serialise concurrent first-time installs (e.g. two scripts sourcing at once).
@@ -524,8 +549,8 @@ _rosenv_wheels() {
                 _rosenv_install_venv "$env_dir" "$venv_hash"
             fi &&
             _rosenv_opt_python_shims "$venv" &&
-            if [ "$(cat -- "$env_dir/vision_msgs/.ros-env-stamp" 2>/dev/null)" != "$vm_hash" ]; then
-                _rosenv_build_vision_msgs "$env_dir" "$vm_src" "$vm_hash"
+            if [ "$(cat -- "$env_dir/msgs/.ros-env-stamp" 2>/dev/null)" != "$msgs_hash" ]; then
+                _rosenv_build_msgs "$env_dir" "$msgs_src" "$msgs_hash"
             fi
         } || rc=1
         exec {lockfd}>&-
@@ -555,14 +580,14 @@ _rosenv_wheels() {
     done
 
     export ROS_DISTRO=jazzy ROS_ENV_KIND=wheels ROS_ENV_DIR="$env_dir"
-    export AMENT_PREFIX_PATH="$env_dir/vision_msgs:$venv"
-    export CMAKE_PREFIX_PATH="$env_dir/vision_msgs:$venv"
+    export AMENT_PREFIX_PATH="$env_dir/msgs:$venv"
+    export CMAKE_PREFIX_PATH="$env_dir/msgs:$venv"
     export LD_LIBRARY_PATH
-    LD_LIBRARY_PATH=$(_rosenv_join "$env_dir/vision_msgs/lib:$venv/lib$libs" "${LD_LIBRARY_PATH:-}" "$env_dir")
+    LD_LIBRARY_PATH=$(_rosenv_join "$env_dir/msgs/lib:$venv/lib$libs" "${LD_LIBRARY_PATH:-}" "$env_dir")
     export LIBRARY_PATH
     LIBRARY_PATH=$(_rosenv_join "$env_dir/shim/lib" "${LIBRARY_PATH:-}" "$env_dir")
     export PYTHONPATH
-    PYTHONPATH=$(_rosenv_join "$env_dir/vision_msgs/lib/python3.11/site-packages" "${PYTHONPATH:-}" "$env_dir")
+    PYTHONPATH=$(_rosenv_join "$env_dir/msgs/lib/python3.11/site-packages" "${PYTHONPATH:-}" "$env_dir")
     export PATH
     PATH=$(_rosenv_join "$env_dir/bin" "${PATH:-}" "$env_dir")
     export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
@@ -594,10 +619,10 @@ else
 fi
 unset -f _rosenv_pins _rosenv_say _rosenv_err _rosenv_tail _rosenv_strip _rosenv_join \
     _rosenv_missing_apt _rosenv_apt_install _rosenv_pick_python _rosenv_install_venv \
-    _rosenv_opt_python_shims _rosenv_pkg_hash _rosenv_build_vision_msgs _rosenv_write_runner \
+    _rosenv_opt_python_shims _rosenv_pkg_hash _rosenv_build_msgs _rosenv_write_runner \
     _rosenv_put _rosenv_write_fastdds_profile \
     _rosenv_common_exports _rosenv_system _rosenv_wheels _rosenv_main
-unset _ROSENV_VERSION _ROSENV_IDL_FILTER _ROSENV_APT_PKGS
+unset _ROSENV_VERSION _ROSENV_IDL_FILTER _ROSENV_APT_PKGS _ROSENV_MSG_PKGS
 if [ "$_rosenv_rc" != 0 ]; then
     unset _rosenv_rc
     return 1

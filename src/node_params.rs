@@ -118,6 +118,53 @@ pub struct NodeParams {
     pub trigger_class_ids: Vec<String>,
     pub trigger_min_score: f64,
     pub trigger_timeout: Duration,
+    /// Which image outputs exist (`image_raw.enable_pub_plugins`).
+    pub outputs: ImageOutputs,
+    pub jpeg_quality: u8,
+    pub jpeg_max_rate_hz: f64,
+}
+
+/// The image topics the node offers, as image_transport names its plugins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageOutputs {
+    /// `image_raw` (bgr8).
+    pub raw: bool,
+    /// `image_raw/compressed` (JPEG).
+    pub compressed: bool,
+    /// `image_raw/ffmpeg` (H.264 passthrough, ffmpeg_image_transport).
+    pub ffmpeg: bool,
+    /// `image_raw/foxglove` (H.264 passthrough, Foxglove CompressedVideo).
+    pub foxglove: bool,
+}
+
+impl ImageOutputs {
+    /// Plugin names accepted in `image_raw.enable_pub_plugins`.
+    pub const PLUGINS: [&'static str; 4] = [
+        "image_transport/raw",
+        "image_transport/compressed",
+        "image_transport/ffmpeg",
+        "image_transport/foxglove",
+    ];
+
+    fn from_plugins(names: &[String]) -> Result<Self, String> {
+        let mut outputs = Self {
+            raw: false,
+            compressed: false,
+            ffmpeg: false,
+            foxglove: false,
+        };
+        for name in names {
+            let flag = match name.as_str() {
+                "image_transport/raw" => &mut outputs.raw,
+                "image_transport/compressed" => &mut outputs.compressed,
+                "image_transport/ffmpeg" => &mut outputs.ffmpeg,
+                "image_transport/foxglove" => &mut outputs.foxglove,
+                other => return Err(format!("{other:?} is not a plugin this node offers")),
+            };
+            *flag = true;
+        }
+        Ok(outputs)
+    }
 }
 
 /// Name, default and description of every parameter, in the order they are documented.
@@ -289,6 +336,21 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
         "trigger_timeout_secs",
         "10.0",
         "Stop this long after the last matching detection.",
+    ),
+    (
+        "image_raw.enable_pub_plugins",
+        "[\"image_transport/raw\", \"image_transport/compressed\", \"image_transport/ffmpeg\", \"image_transport/foxglove\"]",
+        "Image outputs to offer (as image_transport's parameter): raw = image_raw, compressed = image_raw/compressed (JPEG), ffmpeg = image_raw/ffmpeg and foxglove = image_raw/foxglove (H.264 passthrough). Each costs nothing while nobody subscribes.",
+    ),
+    (
+        "jpeg_quality",
+        "80",
+        "JPEG quality of image_raw/compressed, 1-100.",
+    ),
+    (
+        "jpeg_max_rate_hz",
+        "10.0",
+        "At most this many JPEG pictures per second on image_raw/compressed (0.1-120; the camera's frame rate caps it).",
     ),
 ];
 
@@ -517,6 +579,12 @@ impl NodeParams {
         let bitrate = r.integer("target_bitrate_bps", 2_000_000, 0, 100_000_000)?;
         let idr = r.integer("idr_interval_frames", 30, 0, 100_000)?;
         let camera_ca_path = optional_path(r.string("camera_ca_path", "")?);
+        let plugins = r.string_array("image_raw.enable_pub_plugins", &ImageOutputs::PLUGINS)?;
+        let outputs = ImageOutputs::from_plugins(&plugins).map_err(|problem| ParamError {
+            name: "image_raw.enable_pub_plugins",
+            problem,
+            accepted: format!("a list of {}", ImageOutputs::PLUGINS.join(", ")),
+        })?;
         Ok(Self {
             robot_host,
             grpc_port: port("grpc_port", 443)?,
@@ -568,6 +636,9 @@ impl NodeParams {
             trigger_class_ids: r.string_array("trigger_class_ids", &["person", "0"])?,
             trigger_min_score: r.double("trigger_min_score", 0.5, 0.0, 1.0)?,
             trigger_timeout: r.seconds("trigger_timeout_secs", 10.0, 0.1, 3600.0)?,
+            outputs,
+            jpeg_quality: r.integer("jpeg_quality", 80, 1, 100)? as u8,
+            jpeg_max_rate_hz: r.double("jpeg_max_rate_hz", 10.0, 0.1, 120.0)?,
         })
     }
 }
@@ -593,6 +664,13 @@ mod tests {
         assert_eq!(p.queue_depth, 2);
         assert_eq!(p.image_qos_reliability, Reliability::Reliable);
         assert_eq!(p.screen.as_deref(), Some("mech_full"));
+        assert!(p.outputs.raw && p.outputs.compressed && p.outputs.ffmpeg && p.outputs.foxglove);
+        let only_ffmpeg = params(&[(
+            "image_raw.enable_pub_plugins",
+            ParamValue::StringArray(vec!["image_transport/ffmpeg".into()]),
+        )]);
+        let p = NodeParams::read(&only_ffmpeg, Some("h".into())).unwrap();
+        assert!(p.outputs.ffmpeg && !p.outputs.raw && !p.outputs.compressed && !p.outputs.foxglove);
         let missing = NodeParams::read(&params(&[]), None).unwrap_err();
         assert_eq!(missing.name, "robot_host");
     }
@@ -624,6 +702,12 @@ mod tests {
                 "file://",
             ),
             ("trigger_min_score", ParamValue::Double(1.5), "from 0 to 1"),
+            ("jpeg_quality", ParamValue::Integer(0), "from 1 to 100"),
+            (
+                "image_raw.enable_pub_plugins",
+                ParamValue::StringArray(vec!["image_transport/theora".into()]),
+                "image_transport/compressed",
+            ),
         ];
         for (name, value, accepted) in cases {
             let error =

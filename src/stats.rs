@@ -42,6 +42,20 @@ pub struct StreamStats {
     pub decode_errors: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Access units published on `image_raw/ffmpeg`.
+    pub ffmpeg_published: AtomicU64,
+    /// Access units published on `image_raw/foxglove`.
+    pub foxglove_published: AtomicU64,
+    /// Access units the passthrough publisher fell behind on (drop-oldest).
+    pub passthrough_dropped: AtomicU64,
+    /// JPEG pictures encoded for `image_raw/compressed`.
+    pub jpeg_encoded: AtomicU64,
+    /// JPEG pictures published on `image_raw/compressed`.
+    pub jpeg_published: AtomicU64,
+    /// Pictures dropped because the JPEG encoder or its publisher was behind.
+    pub jpeg_dropped: AtomicU64,
+    /// Pictures libjpeg-turbo could not encode.
+    pub jpeg_errors: AtomicU64,
     latency_ms: Mutex<VecDeque<f64>>,
     frame_size: Mutex<Option<(u32, u32)>>,
 }
@@ -100,6 +114,13 @@ impl StreamStats {
             decode_errors: load(&self.decode_errors),
             keyframe_requests: load(&self.keyframe_requests),
             reconnects: load(&self.reconnects),
+            ffmpeg_published: load(&self.ffmpeg_published),
+            foxglove_published: load(&self.foxglove_published),
+            passthrough_dropped: load(&self.passthrough_dropped),
+            jpeg_encoded: load(&self.jpeg_encoded),
+            jpeg_published: load(&self.jpeg_published),
+            jpeg_dropped: load(&self.jpeg_dropped),
+            jpeg_errors: load(&self.jpeg_errors),
             latency_p50_ms,
             latency_p95_ms,
             latency_p99_ms,
@@ -139,6 +160,13 @@ pub struct StatsSnapshot {
     pub decode_errors: u64,
     pub keyframe_requests: u64,
     pub reconnects: u64,
+    pub ffmpeg_published: u64,
+    pub foxglove_published: u64,
+    pub passthrough_dropped: u64,
+    pub jpeg_encoded: u64,
+    pub jpeg_published: u64,
+    pub jpeg_dropped: u64,
+    pub jpeg_errors: u64,
     /// Arrival → publish latency percentiles over the last samples, if any.
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,

@@ -24,9 +24,10 @@ use crate::camera_link::answerer::{
 };
 use crate::camera_link::signalling::{SignallingClient, SignallingConfig, SignallingError};
 use crate::media::buffer_pool::BufferPool;
-use crate::media::decoder::{self, DecodedFrame, DecoderOutput, DecoderSettings, FramesWanted};
+use crate::media::decoder::{self, DecodedFrame, DecoderOutput, DecoderSettings};
 use crate::media::depacketizer::{AccessUnit, Depacketizer, DepacketizerCounters, RtpInfo};
-use crate::media::handoff::DropOldestQueue;
+use crate::media::handoff::{Demand, DropOldestQueue};
+use crate::media::jpeg::{self, JpegPicture, JpegSettings, JpegTap};
 use crate::media::reorder::{ReorderBuffer, ReorderCounters};
 use crate::robot::{Credentials, RobotClient, RobotConfig, RobotError, StreamParamsUpdate};
 use crate::shutdown::CancellationToken;
@@ -87,9 +88,29 @@ pub struct StreamConfig {
     pub queue_depth: usize,
     /// Larger access units are dropped (a sender that never sets the marker bit).
     pub max_access_unit_bytes: usize,
-    /// Optional tap: every access unit handed to the decoder is also pushed here (a copy;
-    /// drop-oldest, never blocks the network path). Used by recorders. The owner closes it.
-    pub access_unit_tap: Option<Arc<DropOldestQueue<AccessUnit>>>,
+    /// Optional tap: while its demand is set, every access unit handed to the decoder is also
+    /// pushed here (a copy; drop-oldest, never blocks the network path). Used by recorders and
+    /// the node's passthrough topics. The owner closes it.
+    pub access_unit_tap: Option<AccessUnitTap>,
+    /// Optional JPEG pictures, encoded from the decoded planes while their demand is set.
+    pub jpeg: Option<JpegOutput>,
+}
+
+/// Where copies of the access units go, and whether anybody wants them now.
+#[derive(Clone)]
+pub struct AccessUnitTap {
+    pub queue: Arc<DropOldestQueue<AccessUnit>>,
+    pub demand: Demand,
+}
+
+/// JPEG pictures of the stream (see [`crate::media::jpeg`]).
+#[derive(Clone)]
+pub struct JpegOutput {
+    pub settings: JpegSettings,
+    /// Whether anybody wants JPEG pictures now (nothing is encoded otherwise).
+    pub demand: Demand,
+    /// The encoded pictures; the owner takes them from here and closes it.
+    pub pictures: Arc<DropOldestQueue<JpegPicture>>,
 }
 
 /// Limits of the adaptive bitrate.
@@ -159,6 +180,8 @@ pub enum StreamError {
     WebRtc(#[from] WebRtcError),
     #[error(transparent)]
     Decoder(#[from] decoder::DecoderError),
+    #[error(transparent)]
+    Jpeg(jpeg::JpegError),
     #[error(
         "the WebRTC connection was not established within {timeout_secs:.1} s (ICE/DTLS); check that UDP between this computer and the robot is not blocked"
     )]
@@ -183,11 +206,12 @@ impl StreamError {
 #[derive(Clone)]
 pub struct StreamHandle {
     wanted: watch::Sender<bool>,
-    frames_wanted: FramesWanted,
+    frames_wanted: Demand,
     status: watch::Receiver<StreamStatus>,
     frames: Arc<DropOldestQueue<DecodedFrame>>,
     buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
+    keyframe_wanted: Arc<AtomicBool>,
 }
 
 impl StreamHandle {
@@ -238,6 +262,13 @@ impl StreamHandle {
     pub fn stats(&self) -> Arc<StreamStats> {
         self.stats.clone()
     }
+
+    /// Asks the camera for a keyframe (an RTCP PLI, with an FIR where negotiated), e.g. for a
+    /// new subscriber of a passthrough topic. Rate-limited with the stream's own requests; a
+    /// camera with periodic intra refresh may ignore it.
+    pub fn request_keyframe(&self) {
+        self.keyframe_wanted.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Starts the stream task. It runs while asked to (see [`StreamHandle::start`]) and ends when
@@ -258,7 +289,8 @@ pub fn spawn(
     // Enough spares for every queued frame, the one being decoded and the one being published.
     let buffers = Arc::new(BufferPool::new(config.queue_depth + 2));
     let stats = Arc::new(StreamStats::default());
-    let frames_wanted = FramesWanted::new(true);
+    let frames_wanted = Demand::new(true);
+    let keyframe_wanted = Arc::new(AtomicBool::new(true));
     let handle = StreamHandle {
         wanted,
         frames_wanted: frames_wanted.clone(),
@@ -266,6 +298,7 @@ pub fn spawn(
         frames: frames.clone(),
         buffers: buffers.clone(),
         stats: stats.clone(),
+        keyframe_wanted: keyframe_wanted.clone(),
     };
     let mut task = StreamTask {
         config,
@@ -276,6 +309,7 @@ pub fn spawn(
         frames_wanted,
         buffers,
         stats,
+        keyframe_wanted,
         token_rejected: false,
         services_ready: false,
         prepared: false,
@@ -301,9 +335,11 @@ struct StreamTask {
     wanted: watch::Receiver<bool>,
     status: watch::Sender<StreamStatus>,
     frames: Arc<DropOldestQueue<DecodedFrame>>,
-    frames_wanted: FramesWanted,
+    frames_wanted: Demand,
     buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
+    /// Set by anyone who needs a keyframe; the receive loop sends rate-limited requests.
+    keyframe_wanted: Arc<AtomicBool>,
     /// The robot or camera refused the current token: log in again before the next attempt.
     token_rejected: bool,
     services_ready: bool,
@@ -639,8 +675,19 @@ impl StreamTask {
     ) -> Result<(), StreamError> {
         let access_units: Arc<DropOldestQueue<AccessUnit>> =
             DropOldestQueue::new(ACCESS_UNIT_QUEUE);
-        let keyframe_wanted = Arc::new(AtomicBool::new(true));
+        let keyframe_wanted = self.keyframe_wanted.clone();
+        // A new connection starts with a keyframe request.
+        keyframe_wanted.store(true, Ordering::Relaxed);
         let decoder_flag = keyframe_wanted.clone();
+        // JPEG: the decoder thread hands due pictures to an encoder thread of their own.
+        let jpeg_input = DropOldestQueue::new(1);
+        let jpeg_tap = self.config.jpeg.as_ref().map(|output| {
+            JpegTap::new(
+                output.demand.clone(),
+                jpeg_input.clone(),
+                output.settings.max_rate_hz,
+            )
+        });
         let decoder_thread = decoder::spawn(
             self.config.decoder,
             access_units.clone(),
@@ -649,9 +696,29 @@ impl StreamTask {
                 buffers: self.buffers.clone(),
                 stats: self.stats.clone(),
                 wanted: self.frames_wanted.clone(),
+                jpeg: jpeg_tap,
                 on_keyframe_needed: Box::new(move || decoder_flag.store(true, Ordering::Relaxed)),
             },
         )?;
+        let jpeg_thread = match &self.config.jpeg {
+            Some(output) => {
+                let spawned = jpeg::spawn_encoder(
+                    output.settings,
+                    jpeg_input.clone(),
+                    output.pictures.clone(),
+                    self.stats.clone(),
+                );
+                match spawned {
+                    Ok(thread) => Some(thread),
+                    Err(error) => {
+                        // The decoder thread ends once its input is closed.
+                        access_units.close();
+                        return Err(StreamError::Jpeg(error));
+                    }
+                }
+            }
+            None => None,
+        };
         let requester = session.keyframe_requester();
         let mut depacketizer = Depacketizer::new(self.config.decoder.resync_wait)
             .with_max_access_unit_bytes(self.config.max_access_unit_bytes);
@@ -727,8 +794,14 @@ impl StreamTask {
                 };
                 if let Some(au) = depacketizer.push(info, &rtp.packet.payload, rtp.arrival) {
                     bump(&self.stats.frames_received);
-                    if let Some(tap) = &self.config.access_unit_tap {
-                        tap.push(au.clone());
+                    if let Some(tap) = self
+                        .config
+                        .access_unit_tap
+                        .as_ref()
+                        .filter(|t| t.demand.get())
+                        && tap.queue.push(au.clone())
+                    {
+                        bump(&self.stats.passthrough_dropped);
                     }
                     if access_units.push(au) {
                         bump(&self.stats.frames_dropped);
@@ -755,8 +828,15 @@ impl StreamTask {
             update.abort();
         }
         access_units.close();
-        // The decoder thread finishes the access unit in hand, then ends.
-        let _ = tokio::task::spawn_blocking(move || decoder_thread.join()).await;
+        // The decoder thread finishes the access unit in hand, then ends; then the JPEG thread.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = decoder_thread.join();
+            jpeg_input.close();
+            if let Some(thread) = jpeg_thread {
+                let _ = thread.join();
+            }
+        })
+        .await;
         outcome
     }
 }

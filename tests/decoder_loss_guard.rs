@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use spot_ptz_stream::media::buffer_pool::BufferPool;
 use spot_ptz_stream::media::convert::{ColorSpec, i420_to_bgr8};
 use spot_ptz_stream::media::decoder::{
-    self, DecodedFrame, DecoderBackend, DecoderOutput, DecoderSettings, FramesWanted,
+    self, DecodedFrame, DecoderBackend, DecoderOutput, DecoderSettings,
 };
 use spot_ptz_stream::media::depacketizer::AccessUnit;
-use spot_ptz_stream::media::handoff::DropOldestQueue;
+use spot_ptz_stream::media::handoff::{Demand, DropOldestQueue};
 use spot_ptz_stream::media::libavcodec::{Decoded, LibavcodecDecoder};
 use spot_ptz_stream::stats::StreamStats;
 
@@ -114,7 +114,8 @@ fn decode(backend: DecoderBackend, aus: &[Vec<u8>], affected: &[usize], delivery
             frames: frames.clone(),
             buffers: Arc::new(BufferPool::new(4)),
             stats: stats.clone(),
-            wanted: FramesWanted::new(true),
+            wanted: Demand::new(true),
+            jpeg: None,
             on_keyframe_needed: Box::new(|| {}),
         },
     )

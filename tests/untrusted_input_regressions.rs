@@ -25,6 +25,8 @@ mod depacketize;
 mod mp4_writer;
 #[path = "../fuzz/harness/offer.rs"]
 mod offer;
+#[path = "../fuzz/harness/passthrough.rs"]
+mod passthrough;
 #[path = "../fuzz/harness/robot_responses.rs"]
 mod robot_responses;
 #[path = "../fuzz/harness/sdp_directions.rs"]
@@ -101,6 +103,13 @@ fn sdp_directions_inputs_replay() {
 }
 
 #[test]
+fn passthrough_inputs_replay() {
+    replay("passthrough", |data| {
+        passthrough::run(data);
+    });
+}
+
+#[test]
 fn sps_inputs_replay() {
     replay("sps", sps::run);
 }
@@ -147,6 +156,14 @@ fn camera_info_inputs_replay() {
 /// its target fuzzing only the input checks).
 #[test]
 fn seeds_reach_the_deep_paths() {
+    for path in files("corpus", "passthrough") {
+        let outcome = passthrough::run(&read(&path));
+        assert!(
+            outcome.keyframes > 0 && outcome.frames > outcome.keyframes,
+            "{}: {outcome:?}",
+            path.display()
+        );
+    }
     for path in files("corpus", "depacketize") {
         let outcome = depacketize::run(&read(&path)).outcome;
         assert!(outcome.access_units > 0, "{}", path.display());

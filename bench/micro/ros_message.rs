@@ -23,7 +23,7 @@ const FRAME_ID: &str = "spot_cam_ptz_optical";
 
 fn header() -> Header {
     Header {
-        stamp: messages::stamp_for(Instant::now(), Duration::from_secs(1_700_000_000)),
+        stamp: messages::Stamper::new().stamp(Instant::now()),
         frame_id: FRAME_ID.to_string(),
     }
 }

@@ -154,6 +154,7 @@ fn config(args: &Args) -> anyhow::Result<StreamConfig> {
         queue_depth: 4,
         max_access_unit_bytes: DEFAULT_MAX_ACCESS_UNIT_BYTES,
         access_unit_tap: None,
+        jpeg: None,
     })
 }
 

@@ -11,12 +11,12 @@
 //!   IDR or completed intra-refresh recovery point;
 //! - openh264: access units are skipped until an IDR arrives or `resync_wait` passes.
 //!
-//! While nobody consumes frames ([`FramesWanted`] false), access units are dropped without
-//! decoding; when a consumer returns, decoding restarts at the next whole picture.
+//! While nobody consumes frames ([`Demand`] false) and no JPEG pictures are wanted
+//! ([`crate::media::jpeg`]), access units are dropped without decoding; when a consumer
+//! returns, decoding restarts at the next whole picture.
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,8 @@ use openh264::formats::YUVSource as _;
 use crate::media::buffer_pool::BufferPool;
 use crate::media::convert::{ColorSpec, I420Planes, i420_to_bgr8};
 use crate::media::depacketizer::AccessUnit;
-use crate::media::handoff::DropOldestQueue;
+use crate::media::handoff::{Demand, DropOldestQueue};
+use crate::media::jpeg::JpegTap;
 #[cfg(feature = "libavcodec")]
 use crate::media::libavcodec::{Decoded, LibavcodecDecoder, LibavcodecError};
 use crate::stats::{StreamStats, bump};
@@ -77,25 +78,6 @@ impl FromStr for DecoderBackend {
             "openh264" => Ok(Self::Openh264),
             other => Err(format!("{other:?} is not a decoder")),
         }
-    }
-}
-
-/// Whether anybody consumes decoded frames (e.g. the node's `image_raw` has subscribers).
-/// Shared between the consumer, which sets it, and the decoder thread.
-#[derive(Clone, Debug)]
-pub struct FramesWanted(Arc<AtomicBool>);
-
-impl FramesWanted {
-    pub fn new(wanted: bool) -> Self {
-        Self(Arc::new(AtomicBool::new(wanted)))
-    }
-
-    pub fn set(&self, wanted: bool) {
-        self.0.store(wanted, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -151,8 +133,11 @@ pub struct DecoderOutput {
     /// Pixel buffers come from here (give them back once a frame is consumed).
     pub buffers: Arc<BufferPool>,
     pub stats: Arc<StreamStats>,
-    /// Whether to decode at all.
-    pub wanted: FramesWanted,
+    /// Whether bgr8 frames are wanted.
+    pub wanted: Demand,
+    /// JPEG pictures for `image_raw/compressed`, taken from the decoded planes while wanted
+    /// (decoding goes on for them alone when no bgr8 frames are wanted).
+    pub jpeg: Option<JpegTap>,
     /// Asks the camera for a keyframe; the caller rate-limits it.
     pub on_keyframe_needed: Box<dyn Fn() + Send>,
 }
@@ -230,6 +215,8 @@ enum Outcome {
         width: u32,
         height: u32,
     },
+    /// A picture, but only JPEG wanted it (bgr8 was not made).
+    JpegOnly { width: u32, height: u32 },
     /// No picture (parameter sets only, or waiting for a decodable start).
     Nothing,
     /// A picture that may show damage was not output (libavcodec's loss guard).
@@ -251,7 +238,8 @@ struct Worker {
 impl Worker {
     fn handle(&mut self, au: AccessUnit, input_drops: u64) {
         let now = Instant::now();
-        if !self.output.wanted.get() {
+        let jpeg_wanted = self.output.jpeg.as_ref().is_some_and(JpegTap::is_wanted);
+        if !self.output.wanted.get() && !jpeg_wanted {
             bump(&self.output.stats.frames_not_decoded);
             self.idle = true;
             return;
@@ -281,7 +269,7 @@ impl Worker {
                 let decoded = decoder.decode(&au.data);
                 match decoded {
                     Ok(Some(yuv)) => match planes_of(&yuv) {
-                        Some(planes) => convert(&self.settings, &self.output, &planes),
+                        Some(planes) => deliver(&self.settings, &mut self.output, &planes, &au),
                         None => Outcome::Failed,
                     },
                     Ok(None) => Outcome::Nothing,
@@ -299,7 +287,9 @@ impl Worker {
                     decoder.notify_loss();
                 }
                 let outcome = match decoder.decode(&au.data) {
-                    Ok(Decoded::Picture(planes)) => convert(&self.settings, &self.output, &planes),
+                    Ok(Decoded::Picture(planes)) => {
+                        deliver(&self.settings, &mut self.output, &planes, &au)
+                    }
                     Ok(Decoded::Nothing) => Outcome::Nothing,
                     Ok(Decoded::Withheld) => Outcome::Withheld,
                     Err(error) => {
@@ -320,6 +310,11 @@ impl Worker {
                 width,
                 height,
             } => (buffer, width, height),
+            Outcome::JpegOnly { width, height } => {
+                bump(&stats.frames_decoded);
+                stats.record_frame_size(width, height);
+                return;
+            }
             Outcome::Nothing => return,
             Outcome::Withheld => {
                 bump(&stats.frames_withheld);
@@ -346,6 +341,29 @@ impl Worker {
             tracing::debug!("the consumer is behind: dropped the oldest decoded frame");
         }
     }
+}
+
+/// Hands a decoded picture to the JPEG tap when a JPEG picture is due, and converts it to
+/// bgr8 when frames are wanted.
+fn deliver(
+    settings: &DecoderSettings,
+    output: &mut DecoderOutput,
+    planes: &I420Planes<'_>,
+    au: &AccessUnit,
+) -> Outcome {
+    let now = Instant::now();
+    if let Some(jpeg) = output.jpeg.as_mut().filter(|tap| tap.is_due(now))
+        && jpeg.take(planes, au.rtp_timestamp, au.first_arrival, now)
+    {
+        bump(&output.stats.jpeg_dropped);
+    }
+    if !output.wanted.get() {
+        return Outcome::JpegOnly {
+            width: planes.width,
+            height: planes.height,
+        };
+    }
+    convert(settings, output, planes)
 }
 
 /// Converts a decoded picture to bgr8 into a pooled buffer with the consumer's headroom.

@@ -233,6 +233,46 @@ pub fn annex_b_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// `payloadType` of a recovery-point SEI message (H.264 D.1.8): the picture where a decoder
+/// that starts here has a whole picture again (periodic intra refresh).
+const SEI_RECOVERY_POINT: u32 = 6;
+
+/// Whether an SEI NAL unit (with its one-byte header) carries a recovery-point message.
+/// Malformed or truncated messages answer `false`.
+pub fn sei_has_recovery_point(nal: &[u8]) -> bool {
+    let rbsp = unescape_rbsp(nal.get(1..).unwrap_or_default());
+    let mut rest = rbsp.as_slice();
+    // sei_message(): payloadType and payloadSize, each as a run of 0xFF bytes plus a last byte.
+    let read_value = |rest: &mut &[u8]| -> Option<u32> {
+        let mut value = 0u32;
+        loop {
+            let (&byte, tail) = rest.split_first()?;
+            *rest = tail;
+            value = value.checked_add(u32::from(byte))?;
+            if byte != 0xFF {
+                return Some(value);
+            }
+        }
+    };
+    // Stop at rbsp_trailing_bits (0x80) or when the data runs out.
+    while rest.first().is_some_and(|&b| b != 0x80) {
+        let Some(payload_type) = read_value(&mut rest) else {
+            return false;
+        };
+        let Some(payload_size) = read_value(&mut rest) else {
+            return false;
+        };
+        if payload_type == SEI_RECOVERY_POINT {
+            return true;
+        }
+        match rest.get(payload_size as usize..) {
+            Some(tail) => rest = tail,
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Offset of the next `00 00 01`.
 fn find_start_code(data: &[u8]) -> Option<usize> {
     data.windows(3).position(|w| w == [0, 0, 1])

@@ -7,7 +7,7 @@
 //! [`DropOldestQueue::pop_blocking`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -175,5 +175,25 @@ mod tests {
         assert_eq!(q.pop().await, Some(7));
         assert_eq!(q.pop().await, None);
         handle.join().unwrap();
+    }
+}
+
+/// Whether anybody consumes an output (decoded frames, access units, JPEG pictures): set by
+/// the consumer (e.g. from the ROS subscriber count), read by the producer, which skips the
+/// work while nobody does.
+#[derive(Clone, Debug)]
+pub struct Demand(Arc<AtomicBool>);
+
+impl Demand {
+    pub fn new(wanted: bool) -> Self {
+        Self(Arc::new(AtomicBool::new(wanted)))
+    }
+
+    pub fn set(&self, wanted: bool) {
+        self.0.store(wanted, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }

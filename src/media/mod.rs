@@ -5,7 +5,8 @@
 //! thread (FFmpeg's libavcodec through `libavcodec`, or openh264), [`convert`] turns the
 //! decoded I420 planes into bgr8, [`h264`] reads the bitstream syntax they need, [`handoff`]
 //! holds the bounded drop-oldest queues between the stages, and [`buffer_pool`] recycles the
-//! pixel buffers.
+//! pixel buffers. Beside the bgr8 path: [`passthrough`] readies the camera's access units for
+//! consumers that decode H.264 themselves, and [`jpeg`] encodes decoded pictures as JPEG.
 
 pub mod buffer_pool;
 pub mod convert;
@@ -13,8 +14,10 @@ pub mod decoder;
 pub mod depacketizer;
 pub mod h264;
 pub mod handoff;
+pub mod jpeg;
 #[cfg(feature = "libavcodec")]
 pub mod libavcodec;
+pub mod passthrough;
 pub mod reorder;
 #[cfg(test)]
 pub(crate) mod test_stream;

@@ -13,12 +13,12 @@ pub mod report;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::media::handoff::DropOldestQueue;
+use crate::media::handoff::{Demand, DropOldestQueue};
 use crate::record::recorder::{Recorder, RecorderError};
 use crate::robot::RobotError;
 use crate::shutdown::CancellationToken;
 use crate::stats::Rates;
-use crate::stream::{self, StreamConfig, StreamState};
+use crate::stream::{self, AccessUnitTap, StreamConfig, StreamState};
 
 /// Access units waiting for the recorder (about 4 s at 30 fps); older ones are dropped.
 const RECORDER_QUEUE_FRAMES: usize = 128;
@@ -81,7 +81,10 @@ pub async fn run(
     let recorder = match &options.save_video {
         Some(path) => {
             let tap = DropOldestQueue::new(RECORDER_QUEUE_FRAMES);
-            config.access_unit_tap = Some(tap.clone());
+            config.access_unit_tap = Some(AccessUnitTap {
+                queue: tap.clone(),
+                demand: Demand::new(true),
+            });
             Some(Recorder::start(path, tap).map_err(ProbeError::RecorderStart)?)
         }
         None => None,

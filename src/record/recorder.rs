@@ -2,7 +2,7 @@
 //! decoding or re-encoding.
 //!
 //! The stream task copies every access unit into a bounded drop-oldest tap
-//! ([`crate::stream::StreamConfig::access_unit_tap`]); the recorder thread takes them from it,
+//! ([`crate::stream::StreamConfig::access_unit_tap`], its demand always set); the recorder thread takes them from it,
 //! times them from the RTP clock ([`RtpTimeline`]) and writes one-second fragments
 //! ([`Mp4Writer`]), so the file stays playable however the run ends.
 

@@ -10,10 +10,69 @@ use r2r::std_msgs::msg::Header;
 use crate::camera_info::Calibration;
 use crate::status_report::Report;
 
-/// Converts an arrival [`Instant`] to a ROS time, given the ROS clock's "now".
-pub fn stamp_for(arrival: Instant, ros_now: Duration) -> Time {
-    let age = arrival.elapsed();
-    r2r::Clock::to_builtin_time(&ros_now.saturating_sub(age))
+/// Largest disagreement between the ROS clock and the anchored mapping before re-anchoring.
+const STAMP_REANCHOR_THRESHOLD: Duration = Duration::from_millis(1);
+
+/// Turns arrival [`Instant`]s into ROS times. The mapping is anchored once and kept while the
+/// ROS clock agrees with it (within 1 ms), so every topic published for one frame
+/// (`image_raw`, `camera_info` and the compressed outputs, from different tasks) carries the
+/// very same stamp; a clock step (NTP, sim time) re-anchors it.
+pub struct Stamper {
+    clock: Option<r2r::Clock>,
+    anchor: Option<(Instant, Duration)>,
+}
+
+impl Stamper {
+    pub fn new() -> Self {
+        let clock = match r2r::Clock::create(r2r::ClockType::RosTime) {
+            Ok(clock) => Some(clock),
+            Err(error) => {
+                tracing::warn!(%error, "no ROS clock; stamping with the system clock");
+                None
+            }
+        };
+        Self {
+            clock,
+            anchor: None,
+        }
+    }
+
+    /// The ROS time at which `arrival` happened.
+    pub fn stamp(&mut self, arrival: Instant) -> Time {
+        let now = Instant::now();
+        let ros_now = self
+            .clock
+            .as_mut()
+            .and_then(|c| c.get_now().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+            });
+        let anchor = match self.anchor {
+            Some((at, ros_at))
+                if (ros_at + now.saturating_duration_since(at)).abs_diff(ros_now)
+                    <= STAMP_REANCHOR_THRESHOLD =>
+            {
+                (at, ros_at)
+            }
+            _ => (now, ros_now),
+        };
+        self.anchor = Some(anchor);
+        let (at, ros_at) = anchor;
+        let time = if arrival >= at {
+            ros_at + (arrival - at)
+        } else {
+            ros_at.saturating_sub(at - arrival)
+        };
+        r2r::Clock::to_builtin_time(&time)
+    }
+}
+
+impl Default for Stamper {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// The wall clock as a ROS time (for diagnostics).

@@ -1,9 +1,11 @@
 //! The ROS 2 node (r2r): a thin adapter over [`crate::stream`].
 //!
-//! Publishes `image_raw` (bgr8) and `camera_info` with identical headers, `~/stats` and
-//! `/diagnostics`; serves `~/start_stream` and `~/stop_stream`; subscribes to `detections`
+//! Publishes `image_raw` (bgr8) and `camera_info` with identical headers, the compressed
+//! outputs `image_raw/compressed`, `image_raw/ffmpeg` and `image_raw/foxglove`
+//! ([`compressed`]), `~/stats` and `/diagnostics`; serves `~/start_stream` and `~/stop_stream`; subscribes to `detections`
 //! for auto-triggering. Everything else lives in the ROS-free library.
 
+pub mod compressed;
 pub mod image_cdr;
 pub mod logging;
 pub mod messages;
@@ -23,13 +25,17 @@ use crate::camera_link::answerer::AnswererConfig;
 use crate::camera_link::signalling::SignallingConfig;
 use crate::media::convert::ColorSpec;
 use crate::media::decoder::DecoderSettings;
+use crate::media::handoff::{Demand, DropOldestQueue};
+use crate::media::jpeg::JpegSettings;
 use crate::node_params::{NodeParams, ParamError, ParamSource, ParamValue, Reliability};
 use crate::robot::{Credentials, RobotConfig, RobotError};
+use crate::ros::messages::Stamper;
 use crate::shutdown::CancellationToken;
 use crate::stats::{Rates, bump};
 use crate::status_report::{self, DetectionSummary};
 use crate::stream::{
-    self, AdaptiveBitrateConfig, InitialPtz, PrepareConfig, StreamConfig, StreamHandle, StreamState,
+    self, AccessUnitTap, AdaptiveBitrateConfig, InitialPtz, JpegOutput, PrepareConfig,
+    StreamConfig, StreamHandle, StreamState,
 };
 use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
 
@@ -37,7 +43,7 @@ use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
 pub const NODE_NAME: &str = "spot_ptz_stream";
 /// How long the spin loop waits per turn; bounds shutdown latency.
 const SPIN_INTERVAL: Duration = Duration::from_millis(20);
-/// How often the node looks whether `image_raw` has subscribers.
+/// How often the node looks whether its image outputs have subscribers.
 const SUBSCRIBER_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Per-RPC timeout towards the robot.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,7 +111,53 @@ fn read_pem(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, NodeE
     })
 }
 
-fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<StreamConfig, NodeError> {
+/// The demands the subscriber counts set, and where the compressed outputs' data arrives.
+struct OutputFeeds {
+    /// `image_raw/ffmpeg` and `image_raw/foxglove` (one copy of each access unit for both).
+    passthrough: Option<AccessUnitTap>,
+    /// `image_raw/compressed`.
+    jpeg: Option<JpegOutput>,
+}
+
+impl OutputFeeds {
+    fn new(params: &NodeParams) -> Self {
+        let outputs = params.outputs;
+        Self {
+            passthrough: (outputs.ffmpeg || outputs.foxglove).then(|| AccessUnitTap {
+                queue: DropOldestQueue::new(compressed::PASSTHROUGH_QUEUE),
+                demand: Demand::new(false),
+            }),
+            jpeg: outputs.compressed.then(|| JpegOutput {
+                settings: JpegSettings {
+                    quality: params.jpeg_quality,
+                    max_rate_hz: params.jpeg_max_rate_hz,
+                    color: ColorSpec {
+                        range: params.color_range,
+                        matrix: params.color_matrix,
+                    },
+                },
+                demand: Demand::new(false),
+                pictures: DropOldestQueue::new(compressed::JPEG_QUEUE),
+            }),
+        }
+    }
+
+    /// Ends the compressed publishers (their queues are closed).
+    fn close(&self) {
+        if let Some(tap) = &self.passthrough {
+            tap.queue.close();
+        }
+        if let Some(jpeg) = &self.jpeg {
+            jpeg.pictures.close();
+        }
+    }
+}
+
+fn stream_config(
+    params: &NodeParams,
+    credentials: Credentials,
+    feeds: &OutputFeeds,
+) -> Result<StreamConfig, NodeError> {
     let robot_ca = params
         .robot_ca_path
         .as_deref()
@@ -177,7 +229,8 @@ fn stream_config(params: &NodeParams, credentials: Credentials) -> Result<Stream
         },
         queue_depth: params.queue_depth,
         max_access_unit_bytes: params.max_access_unit_bytes,
-        access_unit_tap: None,
+        access_unit_tap: feeds.passthrough.clone(),
+        jpeg: feeds.jpeg.clone(),
     })
 }
 
@@ -208,13 +261,46 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     }
 
     let qos = image_qos(&params);
+    let outputs = params.outputs;
     // Images are published serialized in place (image_cdr): an untyped publisher.
-    let image_pub = node
-        .create_publisher_untyped("image_raw", "sensor_msgs/msg/Image", qos.clone())
+    let image_pub = outputs
+        .raw
+        .then(|| node.create_publisher_untyped("image_raw", "sensor_msgs/msg/Image", qos.clone()))
+        .transpose()
         .map_err(ros("creating the image_raw publisher"))?;
     let info_pub = node
-        .create_publisher::<r2r::sensor_msgs::msg::CameraInfo>("camera_info", qos)
+        .create_publisher::<r2r::sensor_msgs::msg::CameraInfo>("camera_info", qos.clone())
         .map_err(ros("creating the camera_info publisher"))?;
+    let jpeg_pub = outputs
+        .compressed
+        .then(|| {
+            node.create_publisher::<r2r::sensor_msgs::msg::CompressedImage>(
+                "image_raw/compressed",
+                qos.clone(),
+            )
+        })
+        .transpose()
+        .map_err(ros("creating the image_raw/compressed publisher"))?;
+    let ffmpeg_pub = outputs
+        .ffmpeg
+        .then(|| {
+            node.create_publisher::<r2r::ffmpeg_image_transport_msgs::msg::FFMPEGPacket>(
+                "image_raw/ffmpeg",
+                compressed::passthrough_qos(),
+            )
+        })
+        .transpose()
+        .map_err(ros("creating the image_raw/ffmpeg publisher"))?;
+    let foxglove_pub = outputs
+        .foxglove
+        .then(|| {
+            node.create_publisher::<r2r::foxglove_msgs::msg::CompressedVideo>(
+                "image_raw/foxglove",
+                compressed::passthrough_qos(),
+            )
+        })
+        .transpose()
+        .map_err(ros("creating the image_raw/foxglove publisher"))?;
     let stats_pub = node
         .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticStatus>(
             "~/stats",
@@ -244,9 +330,10 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         .unwrap_or_else(|_| format!("/{NODE_NAME}"));
     let status_name = format!("{}: stream", full_name.trim_start_matches('/'));
 
+    let feeds = OutputFeeds::new(&params);
     let stream_shutdown = shutdown.child_token();
     let (handle, stream_task) = stream::spawn(
-        stream_config(&params, credentials)?,
+        stream_config(&params, credentials, &feeds)?,
         params.autostart,
         stream_shutdown.clone(),
     )?;
@@ -265,19 +352,49 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         }
     });
 
-    let subscriber_watch = tokio::spawn(decode_only_for_subscribers(
+    let subscriber_watch = tokio::spawn(follow_subscribers(
         handle.clone(),
-        image_pub.clone(),
-        info_pub.clone(),
+        Subscribable {
+            image: image_pub.clone(),
+            info: info_pub.clone(),
+            jpeg: jpeg_pub.clone(),
+            ffmpeg: ffmpeg_pub.clone(),
+            foxglove: foxglove_pub.clone(),
+        },
+        Demands {
+            jpeg: feeds.jpeg.as_ref().map(|j| j.demand.clone()),
+            passthrough: feeds.passthrough.as_ref().map(|t| t.demand.clone()),
+        },
         shutdown.clone(),
     ));
+    let stamper = Arc::new(Mutex::new(Stamper::new()));
     let publisher = tokio::spawn(publish_frames(
         handle.clone(),
         image_pub,
         info_pub,
         params.frame_id.clone(),
         calibration,
+        stamper.clone(),
     ));
+    let passthrough_publisher = feeds.passthrough.as_ref().map(|tap| {
+        tokio::spawn(compressed::publish_passthrough(
+            tap.queue.clone(),
+            ffmpeg_pub,
+            foxglove_pub,
+            params.frame_id.clone(),
+            stamper.clone(),
+            handle.stats(),
+        ))
+    });
+    let jpeg_publisher = feeds.jpeg.as_ref().zip(jpeg_pub).map(|(jpeg, publisher)| {
+        tokio::spawn(compressed::publish_jpeg(
+            jpeg.pictures.clone(),
+            publisher,
+            params.frame_id.clone(),
+            stamper,
+            handle.stats(),
+        ))
+    });
     let services = tokio::spawn(serve_services(
         handle.clone(),
         trigger.clone(),
@@ -308,6 +425,13 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     // The stream task closes the peer connection and the frame queue, ending the publisher.
     let _ = stream_task.await;
     let _ = publisher.await;
+    feeds.close();
+    for task in [passthrough_publisher, jpeg_publisher]
+        .into_iter()
+        .flatten()
+    {
+        let _ = task.await;
+    }
     for task in [services, detections_task, reporter, subscriber_watch] {
         let _ = task.await;
     }
@@ -315,61 +439,130 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     Ok(())
 }
 
-/// Decodes only while `image_raw` (or `camera_info`, published with each picture) has
-/// subscribers: nothing else consumes the pictures. Looks every [`SUBSCRIBER_POLL_INTERVAL`]
-/// (DDS discovery reports subscribers as they come).
-async fn decode_only_for_subscribers(
+/// The publishers whose subscriber counts decide what the stream does.
+struct Subscribable {
+    image: Option<r2r::PublisherUntyped>,
+    info: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
+    jpeg: Option<r2r::Publisher<r2r::sensor_msgs::msg::CompressedImage>>,
+    ffmpeg: Option<r2r::Publisher<r2r::ffmpeg_image_transport_msgs::msg::FFMPEGPacket>>,
+    foxglove: Option<r2r::Publisher<r2r::foxglove_msgs::msg::CompressedVideo>>,
+}
+
+/// Subscribers per output, or `None` while a count cannot be read (at shutdown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SubscriberCounts {
+    images: usize,
+    infos: usize,
+    jpeg: usize,
+    passthrough: usize,
+}
+
+impl Subscribable {
+    fn counts(&self) -> Option<SubscriberCounts> {
+        fn count<T: r2r::WrappedTypesupport + 'static>(
+            publisher: &Option<r2r::Publisher<T>>,
+        ) -> Option<usize> {
+            publisher
+                .as_ref()
+                .map_or(Ok(0), |p| p.get_inter_process_subscription_count())
+                .ok()
+        }
+        let images = self
+            .image
+            .as_ref()
+            .map_or(Ok(0), |p| p.get_inter_process_subscription_count())
+            .ok()?;
+        Some(SubscriberCounts {
+            images,
+            infos: self.info.get_inter_process_subscription_count().ok()?,
+            jpeg: count(&self.jpeg)?,
+            passthrough: count(&self.ffmpeg)? + count(&self.foxglove)?,
+        })
+    }
+}
+
+/// The demands [`follow_subscribers`] sets besides the decoded frames'.
+struct Demands {
+    jpeg: Option<Demand>,
+    passthrough: Option<Demand>,
+}
+
+/// Does only the work somebody subscribes to. Decodes to bgr8 while `image_raw` or
+/// `camera_info` (published with each picture) has subscribers; encodes JPEG while
+/// `image_raw/compressed` has; copies access units while `image_raw/ffmpeg` or
+/// `image_raw/foxglove` has, and asks the camera for a keyframe when a passthrough subscriber
+/// joins, so that it can start decoding soon. Looks every [`SUBSCRIBER_POLL_INTERVAL`] (DDS
+/// discovery reports subscribers as they come).
+async fn follow_subscribers(
     handle: StreamHandle,
-    image_pub: r2r::PublisherUntyped,
-    info_pub: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
+    publishers: Subscribable,
+    demands: Demands,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(SUBSCRIBER_POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut decoding = None;
+    let mut previous: Option<SubscriberCounts> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
         // An error (the publisher is gone at shutdown) keeps the last decision.
-        let counts = (
-            image_pub.get_inter_process_subscription_count(),
-            info_pub.get_inter_process_subscription_count(),
-        );
-        let (Ok(images), Ok(infos)) = counts else {
+        let Some(counts) = publishers.counts() else {
             continue;
         };
-        let subscribers = images + infos;
-        let wanted = subscribers > 0;
-        if decoding != Some(wanted) {
-            if wanted {
-                tracing::info!(images, infos, "image_raw/camera_info subscribed: decoding");
+        let before = previous.unwrap_or_default();
+        let first = previous.is_none();
+        previous = Some(counts);
+        let decoding = counts.images + counts.infos > 0;
+        if first || decoding != (before.images + before.infos > 0) {
+            if decoding {
+                tracing::info!(
+                    images = counts.images,
+                    infos = counts.infos,
+                    "image_raw/camera_info subscribed: decoding"
+                );
             } else {
-                tracing::info!("nobody subscribes to image_raw or camera_info: not decoding");
+                tracing::info!(
+                    "nobody subscribes to image_raw or camera_info: not making bgr8 images"
+                );
             }
-            handle.set_frames_wanted(wanted);
-            decoding = Some(wanted);
+            handle.set_frames_wanted(decoding);
+        }
+        if let Some(demand) = &demands.jpeg
+            && (first || (counts.jpeg > 0) != (before.jpeg > 0))
+        {
+            demand.set(counts.jpeg > 0);
+            if counts.jpeg > 0 {
+                tracing::info!(
+                    subscribers = counts.jpeg,
+                    "image_raw/compressed subscribed: encoding JPEG"
+                );
+            }
+        }
+        if let Some(demand) = &demands.passthrough {
+            demand.set(counts.passthrough > 0);
+            if counts.passthrough > before.passthrough {
+                tracing::debug!(
+                    subscribers = counts.passthrough,
+                    "a passthrough subscriber joined: asking the camera for a keyframe"
+                );
+                handle.request_keyframe();
+            }
         }
     }
 }
 
 async fn publish_frames(
     handle: StreamHandle,
-    image_pub: r2r::PublisherUntyped,
+    image_pub: Option<r2r::PublisherUntyped>,
     info_pub: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
     frame_id: String,
     calibration: Option<Calibration>,
+    stamper: Arc<Mutex<Stamper>>,
 ) {
     let frames = handle.frames();
     let stats = handle.stats();
-    let mut clock = match r2r::Clock::create(r2r::ClockType::RosTime) {
-        Ok(clock) => Some(clock),
-        Err(error) => {
-            tracing::warn!(%error, "no ROS clock; stamping with the system clock");
-            None
-        }
-    };
     let mut warned_calibration_size = false;
     let prefix_bytes = image_cdr::prefix_len(&frame_id);
     while let Some(frame) = frames.pop().await {
@@ -382,16 +575,11 @@ async fn publish_frames(
             );
             continue;
         }
-        let ros_now = clock
-            .as_mut()
-            .and_then(|c| c.get_now().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-            });
         let header = Header {
-            stamp: messages::stamp_for(frame.first_arrival, ros_now),
+            stamp: stamper
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stamp(frame.first_arrival),
             frame_id: frame_id.clone(),
         };
         let (width, height, arrival) = (frame.width, frame.height, frame.first_arrival);
@@ -403,16 +591,20 @@ async fn publish_frames(
                 "the calibration is for another image size; camera_info is published uncalibrated");
             warned_calibration_size = true;
         }
-        let mut message = frame.buffer;
-        let published =
-            image_cdr::write_prefix(&mut message, &header.stamp, &frame_id, width, height)
-                .map_err(|e| e.to_string())
-                .and_then(|()| image_pub.publish_raw(&message).map_err(|e| e.to_string()));
-        // The middleware copied the message: the buffer can be decoded into again.
-        handle.give_back_buffer(message);
-        if let Err(error) = published {
-            tracing::error!(%error, "could not publish image_raw; frame lost");
-            continue;
+        if let Some(image_pub) = &image_pub {
+            let mut message = frame.buffer;
+            let published =
+                image_cdr::write_prefix(&mut message, &header.stamp, &frame_id, width, height)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| image_pub.publish_raw(&message).map_err(|e| e.to_string()));
+            // The middleware copied the message: the buffer can be decoded into again.
+            handle.give_back_buffer(message);
+            if let Err(error) = published {
+                tracing::error!(%error, "could not publish image_raw; frame lost");
+                continue;
+            }
+        } else {
+            handle.give_back_buffer(frame.buffer);
         }
         let info = messages::camera_info(header, width, height, calibration.as_ref());
         if let Err(error) = info_pub.publish(&info) {

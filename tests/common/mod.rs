@@ -168,6 +168,7 @@ impl Sim {
             queue_depth: 8,
             max_access_unit_bytes: DEFAULT_MAX_ACCESS_UNIT_BYTES,
             access_unit_tap: None,
+            jpeg: None,
         }
     }
 }
