@@ -8,7 +8,7 @@
 # Two modes (exported as ROS_ENV_KIND):
 #   system  A real ROS 2 is already sourced (ROS_DISTRO set and an /opt/ros/... entry on
 #           AMENT_PREFIX_PATH).  Nothing is installed; we only check that vision_msgs,
-#           ffmpeg_image_transport_msgs and foxglove_msgs are in the ament index (else: an error
+#           ffmpeg_image_transport_msgs, foxglove_msgs and tf2_msgs are in the ament index (else: an error
 #           naming the `apt install ros-$ROS_DISTRO-...` packages)
 #           and set the variables below.
 #   wheels  No real ROS: ROS 2 Jazzy comes from pinned PyPI wheels installed into the
@@ -16,7 +16,7 @@
 #             .ros-env/venv         python venv = a ROS prefix (include/, lib/, share/)
 #             .ros-env/msgs         the interface packages that have no wheel, built from ros/<pkg>:
 #                                   vision_msgs 4.x, ffmpeg_image_transport_msgs, foxglove_msgs
-#                                   (trimmed to CompressedVideo)
+#                                   (trimmed to CompressedVideo), tf2_msgs (trimmed to TFMessage)
 #             .ros-env/shim/lib     librmw_implementation.so -> librmw_fastrtps_cpp.so (link time)
 #             .ros-env/bin/ros-run  LD_PRELOAD wrapper, see below
 #           The first source installs (~1-2 min); later ones check stamps and take well under 1 s.
@@ -68,10 +68,10 @@ fi
 
 # Bump when the install procedure changes; part of the install stamp.
 _ROSENV_VERSION=1
-_ROSENV_IDL_FILTER="std_msgs;builtin_interfaces;sensor_msgs;std_srvs;diagnostic_msgs;vision_msgs;geometry_msgs;ffmpeg_image_transport_msgs;foxglove_msgs"
+_ROSENV_IDL_FILTER="std_msgs;builtin_interfaces;sensor_msgs;std_srvs;diagnostic_msgs;vision_msgs;geometry_msgs;ffmpeg_image_transport_msgs;foxglove_msgs;tf2_msgs"
 # Interface packages with no wheel, built from ros/<name> in this order (later ones may depend
 # on earlier ones).
-_ROSENV_MSG_PKGS="vision_msgs ffmpeg_image_transport_msgs foxglove_msgs"
+_ROSENV_MSG_PKGS="vision_msgs ffmpeg_image_transport_msgs foxglove_msgs tf2_msgs"
 # libavcodec-dev libavformat-dev libavutil-dev: the default decoder (feature libavcodec).
 _ROSENV_APT_PKGS="libclang-dev nasm cmake make g++ pkg-config libavcodec-dev libavformat-dev libavutil-dev"
 

@@ -23,6 +23,7 @@
 //! behind the default `ros` feature).
 
 pub mod adaptive_bitrate;
+pub mod aiming;
 pub mod camera_info;
 pub mod camera_link;
 pub mod logging;

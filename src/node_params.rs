@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::aiming::lens::DEFAULT_HFOV_DEG_AT_ZOOM_1;
+use crate::aiming::selection::{PolicyName, SelectionPolicy};
 use crate::camera_link::answerer::DEFAULT_UDP_RECEIVE_BUFFER_BYTES;
 use crate::media::convert::{ColorMatrix, ColorRange};
 use crate::media::decoder::DecoderBackend;
@@ -19,6 +21,7 @@ pub enum ParamValue {
     Double(f64),
     String(String),
     StringArray(Vec<String>),
+    DoubleArray(Vec<f64>),
 }
 
 impl ParamValue {
@@ -29,6 +32,7 @@ impl ParamValue {
             Self::Double(_) => "double",
             Self::String(_) => "string",
             Self::StringArray(_) => "string array",
+            Self::DoubleArray(_) => "double array",
         }
     }
 }
@@ -122,6 +126,33 @@ pub struct NodeParams {
     pub outputs: ImageOutputs,
     pub jpeg_quality: u8,
     pub jpeg_max_rate_hz: f64,
+    pub aiming: AimingParams,
+}
+
+/// How the node points the PTZ (see [`crate::aiming`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AimingParams {
+    /// Aim at detections and `~/look_at` points.
+    pub enabled: bool,
+    pub pan_offset_deg: f64,
+    pub max_pan_from_forward_deg: f64,
+    pub hfov_deg_at_zoom_1: f64,
+    pub person_height_m: f64,
+    pub target_height_fraction: f64,
+    pub deadband_deg: f64,
+    pub zoom_deadband_fraction: f64,
+    pub max_rate_hz: f64,
+    pub policy: SelectionPolicy,
+    pub keep_within_deg: f64,
+    /// `camera_info` topics of the cameras detections come from.
+    pub detection_camera_info_topics: Vec<String>,
+    /// The frame the PTZ is mounted on, and the PTZ's frames.
+    pub parent_frame: String,
+    pub base_frame: String,
+    pub head_frame: String,
+    /// The PTZ base in the parent frame: x, y, z (m) and roll, pitch, yaw (rad).
+    pub mount_xyz_m: [f64; 3],
+    pub mount_rpy_rad: [f64; 3],
 }
 
 /// The image topics the node offers, as image_transport names its plugins.
@@ -343,6 +374,96 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
         "Image outputs to offer (as image_transport's parameter): raw = image_raw, compressed = image_raw/compressed (JPEG), ffmpeg = image_raw/ffmpeg and foxglove = image_raw/foxglove (H.264 passthrough). Each costs nothing while nobody subscribes.",
     ),
     (
+        "aiming",
+        "true",
+        "Point the PTZ at detected people and at ~/look_at points.",
+    ),
+    (
+        "pan_offset_deg",
+        "0.0",
+        "The PTZ's pan reading when it looks along the mount frame's +x (calibrate per robot).",
+    ),
+    (
+        "max_pan_from_forward_deg",
+        "135.0",
+        "Points further than this from forward (either side) are not aimed at (behind the robot).",
+    ),
+    (
+        "hfov_deg_at_zoom_1",
+        "66.4",
+        "The PTZ camera's horizontal field of view at zoom 1; zoom narrows it like a focal length (camera_info K and the zoom that frames a person).",
+    ),
+    (
+        "person_height_m",
+        "1.7",
+        "Height of a person: the range from a detection's box height, and the zoom.",
+    ),
+    (
+        "target_height_fraction",
+        "0.5",
+        "Zoom so that the person fills this much of the picture's height (0.05-1).",
+    ),
+    (
+        "aim_deadband_deg",
+        "1.0",
+        "Pan/tilt changes smaller than this are not sent to the PTZ.",
+    ),
+    (
+        "aim_zoom_deadband_fraction",
+        "0.15",
+        "Zoom changes smaller than this fraction are not sent.",
+    ),
+    (
+        "aim_max_rate_hz",
+        "2.0",
+        "At most this many PTZ commands per second.",
+    ),
+    (
+        "aim_policy",
+        "\"largest\"",
+        "Whom to look at among several people: largest, highest_score or round_robin (the current one is kept while seen).",
+    ),
+    (
+        "aim_dwell_secs",
+        "5.0",
+        "round_robin: look at each person this long.",
+    ),
+    (
+        "aim_keep_within_deg",
+        "8.0",
+        "A person seen within this angle of the current target is the target (hysteresis).",
+    ),
+    (
+        "detection_camera_info_topics",
+        "[]",
+        "camera_info topics of the cameras whose detections aim the PTZ (matched to a detection by frame_id).",
+    ),
+    (
+        "ptz_parent_frame",
+        "\"body\"",
+        "The frame the PTZ is mounted on.",
+    ),
+    (
+        "ptz_base_frame",
+        "\"spot_cam_ptz_base\"",
+        "The PTZ's base frame (pan/tilt centre, x forward at pan = pan_offset_deg).",
+    ),
+    (
+        "ptz_head_frame",
+        "\"spot_cam_ptz\"",
+        "The PTZ head frame, turned by the measured pan and tilt; frame_id is its optical frame.",
+    ),
+    (
+        "ptz_mount_xyz",
+        "[0.0, 0.0, 0.0]",
+        "The PTZ base's position in ptz_parent_frame, metres (measure on the robot).",
+    ),
+    (
+        "ptz_mount_rpy",
+        "[0.0, 0.0, 0.0]",
+        "The PTZ base's roll, pitch, yaw in ptz_parent_frame, radians.",
+    ),
+    (
         "jpeg_quality",
         "80",
         "JPEG quality of image_raw/compressed, 1-100.",
@@ -472,6 +593,36 @@ impl Reader<'_> {
         })
     }
 
+    /// A list of exactly three numbers.
+    fn triple(&self, name: &'static str) -> Param<[f64; 3]> {
+        let value = match self.source.get(name) {
+            None => return Ok([0.0; 3]),
+            Some(ParamValue::DoubleArray(v)) => v,
+            Some(other) => return Err(wrong_type(name, "double array", &other)),
+        };
+        match value[..] {
+            [a, b, c] if value.iter().all(|v| v.is_finite()) => Ok([a, b, c]),
+            _ => Err(ParamError {
+                name,
+                problem: format!("{value:?} is not three finite numbers"),
+                accepted: "three numbers, e.g. [0.0, 0.0, 0.3]".to_string(),
+            }),
+        }
+    }
+
+    /// A TF frame name.
+    fn frame(&self, name: &'static str, default: &str) -> Param<String> {
+        let frame = self.string(name, default)?;
+        if frame.is_empty() || frame.contains(char::is_whitespace) {
+            return Err(ParamError {
+                name,
+                problem: format!("{frame:?} is not a frame name"),
+                accepted: format!("a TF frame name such as {default}"),
+            });
+        }
+        Ok(frame)
+    }
+
     fn string_array(
         &self,
         name: &'static str,
@@ -482,6 +633,42 @@ impl Reader<'_> {
             Some(ParamValue::StringArray(v)) => Ok(v),
             Some(other) => Err(wrong_type(name, "string array", &other)),
         }
+    }
+}
+
+impl AimingParams {
+    fn read(r: &Reader<'_>) -> Param<Self> {
+        let policy: PolicyName = r.choice("aim_policy", "largest", SelectionPolicy::ACCEPTED)?;
+        let dwell = r.seconds("aim_dwell_secs", 5.0, 0.5, 600.0)?;
+        let policy = match policy {
+            PolicyName::Largest => SelectionPolicy::Largest,
+            PolicyName::HighestScore => SelectionPolicy::HighestScore,
+            PolicyName::RoundRobin => SelectionPolicy::RoundRobin { dwell },
+        };
+        Ok(Self {
+            enabled: r.boolean("aiming", true)?,
+            pan_offset_deg: r.double("pan_offset_deg", 0.0, -360.0, 360.0)?,
+            max_pan_from_forward_deg: r.double("max_pan_from_forward_deg", 135.0, 1.0, 180.0)?,
+            hfov_deg_at_zoom_1: r.double(
+                "hfov_deg_at_zoom_1",
+                DEFAULT_HFOV_DEG_AT_ZOOM_1,
+                1.0,
+                170.0,
+            )?,
+            person_height_m: r.double("person_height_m", 1.7, 0.1, 5.0)?,
+            target_height_fraction: r.double("target_height_fraction", 0.5, 0.05, 1.0)?,
+            deadband_deg: r.double("aim_deadband_deg", 1.0, 0.0, 45.0)?,
+            zoom_deadband_fraction: r.double("aim_zoom_deadband_fraction", 0.15, 0.0, 1.0)?,
+            max_rate_hz: r.double("aim_max_rate_hz", 2.0, 0.1, 50.0)?,
+            policy,
+            keep_within_deg: r.double("aim_keep_within_deg", 8.0, 0.1, 90.0)?,
+            detection_camera_info_topics: r.string_array("detection_camera_info_topics", &[])?,
+            parent_frame: r.frame("ptz_parent_frame", "body")?,
+            base_frame: r.frame("ptz_base_frame", "spot_cam_ptz_base")?,
+            head_frame: r.frame("ptz_head_frame", "spot_cam_ptz")?,
+            mount_xyz_m: r.triple("ptz_mount_xyz")?,
+            mount_rpy_rad: r.triple("ptz_mount_rpy")?,
+        })
     }
 }
 
@@ -579,6 +766,7 @@ impl NodeParams {
         let bitrate = r.integer("target_bitrate_bps", 2_000_000, 0, 100_000_000)?;
         let idr = r.integer("idr_interval_frames", 30, 0, 100_000)?;
         let camera_ca_path = optional_path(r.string("camera_ca_path", "")?);
+        let aiming = AimingParams::read(&r)?;
         let plugins = r.string_array("image_raw.enable_pub_plugins", &ImageOutputs::PLUGINS)?;
         let outputs = ImageOutputs::from_plugins(&plugins).map_err(|problem| ParamError {
             name: "image_raw.enable_pub_plugins",
@@ -639,6 +827,7 @@ impl NodeParams {
             outputs,
             jpeg_quality: r.integer("jpeg_quality", 80, 1, 100)? as u8,
             jpeg_max_rate_hz: r.double("jpeg_max_rate_hz", 10.0, 0.1, 120.0)?,
+            aiming,
         })
     }
 }
@@ -703,6 +892,16 @@ mod tests {
             ),
             ("trigger_min_score", ParamValue::Double(1.5), "from 0 to 1"),
             ("jpeg_quality", ParamValue::Integer(0), "from 1 to 100"),
+            (
+                "aim_policy",
+                ParamValue::String("nearest".into()),
+                "round_robin",
+            ),
+            (
+                "ptz_mount_xyz",
+                ParamValue::DoubleArray(vec![0.0, 1.0]),
+                "three numbers",
+            ),
             (
                 "image_raw.enable_pub_plugins",
                 ParamValue::StringArray(vec!["image_transport/theora".into()]),

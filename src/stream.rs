@@ -212,6 +212,7 @@ pub struct StreamHandle {
     buffers: Arc<BufferPool>,
     stats: Arc<StreamStats>,
     keyframe_wanted: Arc<AtomicBool>,
+    robot: RobotClient,
 }
 
 impl StreamHandle {
@@ -269,6 +270,11 @@ impl StreamHandle {
     pub fn request_keyframe(&self) {
         self.keyframe_wanted.store(true, Ordering::Relaxed);
     }
+
+    /// The stream's robot client (shares its login), e.g. for PTZ commands.
+    pub fn robot(&self) -> RobotClient {
+        self.robot.clone()
+    }
 }
 
 /// Starts the stream task. It runs while asked to (see [`StreamHandle::start`]) and ends when
@@ -299,6 +305,7 @@ pub fn spawn(
         buffers: buffers.clone(),
         stats: stats.clone(),
         keyframe_wanted: keyframe_wanted.clone(),
+        robot: robot.clone(),
     };
     let mut task = StreamTask {
         config,

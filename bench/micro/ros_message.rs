@@ -54,7 +54,7 @@ fn publish(c: &mut Criterion) {
             image_cdr::write_prefix(&mut message, &header.stamp, FRAME_ID, WIDTH, HEIGHT)
                 .expect("prefix");
             raw_pub.publish_raw(&message).expect("publish image");
-            let info = messages::camera_info(header, WIDTH, HEIGHT, None);
+            let info = messages::camera_info(header, WIDTH, HEIGHT, None, None);
             info_pub.publish(&info).expect("publish camera_info");
         });
     });
@@ -72,7 +72,7 @@ fn publish(c: &mut Criterion) {
     group.bench_function("typed", |b| {
         b.iter(|| {
             typed_pub.publish(black_box(&image)).expect("publish image");
-            let info = messages::camera_info(header(), WIDTH, HEIGHT, None);
+            let info = messages::camera_info(header(), WIDTH, HEIGHT, None, None);
             info_pub.publish(&info).expect("publish camera_info");
         });
     });

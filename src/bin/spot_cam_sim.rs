@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use spot_ptz_stream::aiming::lens::{DEFAULT_HFOV_DEG_AT_ZOOM_1, LensModel};
 use spot_ptz_stream::sim::encoder::EncoderKind;
 use spot_ptz_stream::sim::link::LinkImpairments;
+use spot_ptz_stream::sim::people::Person;
 use spot_ptz_stream::sim::simulator::{self, SimConfig};
 use spot_ptz_stream::{logging, shutdown};
 
@@ -120,6 +122,18 @@ struct Args {
     /// The Spot CAM services appear in the directory only this many seconds after start.
     #[arg(long, default_value_t = 0.0)]
     services_delay_secs: f64,
+    /// A person in the world at this pan, tilt (degrees, the PTZ's convention: pan clockwise
+    /// from forward, tilt up) and distance (metres) from the PTZ, drawn as a red box where the
+    /// PTZ sees them. Repeat for several people.
+    #[arg(long = "person-at", value_name = "PAN,TILT,DISTANCE")]
+    people: Vec<Person>,
+    /// Height of the simulated people, metres.
+    #[arg(long, default_value_t = 1.7)]
+    person_height_m: f64,
+    /// The PTZ camera's horizontal field of view at zoom 1, degrees (zoom narrows it as a
+    /// focal length would; the node's `hfov_deg_at_zoom_1` should match).
+    #[arg(long, default_value_t = DEFAULT_HFOV_DEG_AT_ZOOM_1)]
+    hfov_deg: f64,
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -164,6 +178,18 @@ impl Args {
         }
         if self.link_rate_bps.is_some_and(|rate| rate < 10_000) {
             bail!("--link-rate-bps must be at least 10000 (10 kbit/s)");
+        }
+        if !(1.0..=170.0).contains(&self.hfov_deg) {
+            bail!(
+                "--hfov-deg must be between 1 and 170 degrees, got {}",
+                self.hfov_deg
+            );
+        }
+        if !(0.1..=5.0).contains(&self.person_height_m) {
+            bail!(
+                "--person-height-m must be between 0.1 and 5, got {}",
+                self.person_height_m
+            );
         }
         if self.idr_interval_frames < 0 {
             bail!("--idr-interval must be 0 (only on request) or a positive number of frames");
@@ -213,6 +239,11 @@ impl Args {
             join_mid_stream: self.join_mid_stream,
             ignore_keyframe_requests: self.ignore_keyframe_requests,
             repeat_parameter_sets: self.repeat_parameter_sets,
+            people: self.people,
+            lens: LensModel {
+                hfov_deg_at_zoom_1: self.hfov_deg,
+            },
+            person_height_m: self.person_height_m,
             encoder: if self.intra_refresh {
                 EncoderKind::IntraRefresh
             } else {
@@ -239,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
         refuse_signalling_for = ?config.refuse_signalling_for, join_mid_stream = config.join_mid_stream,
         ignore_keyframe_requests = config.ignore_keyframe_requests, encoder = ?config.encoder,
         resize_on_screen_change = config.resize_on_screen_change, username = %config.username,
+        people = ?config.people, hfov_deg = config.lens.hfov_deg_at_zoom_1,
         "starting spot_cam_sim"
     );
     let shutdown = shutdown::on_terminate_signals().context("could not install signal handlers")?;

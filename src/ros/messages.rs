@@ -84,12 +84,14 @@ pub fn wall_time() -> Time {
 }
 
 /// `sensor_msgs/CameraInfo` for a frame of this size: the calibration when it was made for
-/// this size, otherwise uncalibrated (K, D, R, P zero) with the size filled in.
+/// this size; else the lens model's K at the zoom of capture (`zoom_k`: no distortion, R
+/// identity, P = [K | 0]); else uncalibrated (K, D, R, P zero) with the size filled in.
 pub fn camera_info(
     header: Header,
     width: u32,
     height: u32,
     calibration: Option<&Calibration>,
+    zoom_k: Option<[f64; 9]>,
 ) -> CameraInfo {
     let matching = calibration.filter(|c| c.image_width == width && c.image_height == height);
     let mut info = CameraInfo {
@@ -111,6 +113,14 @@ pub fn camera_info(
         info.k = c.camera_matrix.data.clone();
         info.r = c.rectification_matrix.data.clone();
         info.p = c.projection_matrix.data.clone();
+    } else if let Some(k) = zoom_k {
+        info.distortion_model = "plumb_bob".to_string();
+        info.d = vec![0.0; 5];
+        info.k = k.to_vec();
+        info.r = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        info.p = vec![
+            k[0], 0.0, k[2], 0.0, 0.0, k[4], k[5], 0.0, 0.0, 0.0, 1.0, 0.0,
+        ];
     }
     info
 }

@@ -5,6 +5,7 @@
 //! ([`compressed`]), `~/stats` and `/diagnostics`; serves `~/start_stream` and `~/stop_stream`; subscribes to `detections`
 //! for auto-triggering. Everything else lives in the ROS-free library.
 
+pub mod aiming;
 pub mod compressed;
 pub mod image_cdr;
 pub mod logging;
@@ -95,6 +96,7 @@ fn read_params(node: &r2r::Node) -> RosParams {
                 r2r::ParameterValue::Double(d) => ParamValue::Double(*d),
                 r2r::ParameterValue::String(s) => ParamValue::String(s.clone()),
                 r2r::ParameterValue::StringArray(v) => ParamValue::StringArray(v.clone()),
+                r2r::ParameterValue::DoubleArray(v) => ParamValue::DoubleArray(v.clone()),
                 _ => return None,
             };
             Some((name.clone(), value))
@@ -257,7 +259,13 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         .map(camera_info::load)
         .transpose()?;
     if calibration.is_none() {
-        tracing::info!("no camera_info_url: camera_info is published uncalibrated (K = 0)");
+        if params.aiming.enabled {
+            tracing::info!(
+                "no camera_info_url: camera_info's K comes from the lens model (hfov_deg_at_zoom_1) at the measured zoom"
+            );
+        } else {
+            tracing::info!("no camera_info_url: camera_info is published uncalibrated (K = 0)");
+        }
     }
 
     let qos = image_qos(&params);
@@ -333,7 +341,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let feeds = OutputFeeds::new(&params);
     let stream_shutdown = shutdown.child_token();
     let (handle, stream_task) = stream::spawn(
-        stream_config(&params, credentials, &feeds)?,
+        stream_config(&params, credentials.clone(), &feeds)?,
         params.autostart,
         stream_shutdown.clone(),
     )?;
@@ -343,6 +351,22 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         min_score: params.trigger_min_score,
         timeout: params.trigger_timeout,
     })));
+
+    let stamper = Arc::new(Mutex::new(Stamper::new()));
+    let aiming = if params.aiming.enabled {
+        Some(aiming::start(
+            &mut node,
+            &params,
+            handle.robot(),
+            credentials,
+            stamper.clone(),
+            shutdown.clone(),
+        )?)
+    } else {
+        tracing::info!("aiming is off (aiming: false): the PTZ is not moved");
+        None
+    };
+    let aim = aiming.as_ref().map(|a| a.context.clone());
 
     // The node is spun on its own thread; publishers are used from tasks.
     let spin_shutdown = shutdown.clone();
@@ -367,7 +391,6 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         },
         shutdown.clone(),
     ));
-    let stamper = Arc::new(Mutex::new(Stamper::new()));
     let publisher = tokio::spawn(publish_frames(
         handle.clone(),
         image_pub,
@@ -375,6 +398,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         params.frame_id.clone(),
         calibration,
         stamper.clone(),
+        aim.clone(),
     ));
     let passthrough_publisher = feeds.passthrough.as_ref().map(|tap| {
         tokio::spawn(compressed::publish_passthrough(
@@ -405,6 +429,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let detections_task = tokio::spawn(follow_detections(
         handle.clone(),
         trigger.clone(),
+        aim.clone(),
         detections,
         shutdown.clone(),
     ));
@@ -417,6 +442,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         diagnostics_pub,
         status_name,
         params.robot_host.clone(),
+        aim,
         shutdown.clone(),
     ));
 
@@ -434,6 +460,11 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     }
     for task in [services, detections_task, reporter, subscriber_watch] {
         let _ = task.await;
+    }
+    if let Some(aiming) = aiming {
+        for task in aiming.tasks {
+            let _ = task.await;
+        }
     }
     let _ = spinner.await;
     Ok(())
@@ -560,6 +591,7 @@ async fn publish_frames(
     frame_id: String,
     calibration: Option<Calibration>,
     stamper: Arc<Mutex<Stamper>>,
+    aim: Option<Arc<aiming::AimContext>>,
 ) {
     let frames = handle.frames();
     let stats = handle.stats();
@@ -588,7 +620,7 @@ async fn publish_frames(
             && (c.image_width, c.image_height) != (width, height)
         {
             tracing::warn!(calibrated = ?(c.image_width, c.image_height), stream = ?(width, height),
-                "the calibration is for another image size; camera_info is published uncalibrated");
+                "the calibration is for another image size; camera_info uses the lens model (or K = 0 without aiming)");
             warned_calibration_size = true;
         }
         if let Some(image_pub) = &image_pub {
@@ -606,7 +638,9 @@ async fn publish_frames(
         } else {
             handle.give_back_buffer(frame.buffer);
         }
-        let info = messages::camera_info(header, width, height, calibration.as_ref());
+        // Without a calibration for this size: the lens model at the zoom of capture.
+        let zoom_k = aim.as_ref().and_then(|a| a.k_at(width, height, arrival));
+        let info = messages::camera_info(header, width, height, calibration.as_ref(), zoom_k);
         if let Err(error) = info_pub.publish(&info) {
             tracing::warn!(%error, "could not publish camera_info");
         }
@@ -662,16 +696,20 @@ async fn serve_services(
 async fn follow_detections(
     handle: StreamHandle,
     trigger: Arc<Mutex<AutoTrigger>>,
+    aim: Option<Arc<aiming::AimContext>>,
     mut detections: impl futures::Stream<Item = r2r::vision_msgs::msg::Detection2DArray> + Unpin,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
+        // Set when this detection message made an aim command: the stream starts after it.
+        let mut aimed = false;
         let action = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => trigger.lock().unwrap_or_else(|p| p.into_inner()).on_tick(Instant::now()),
             message = detections.next() => {
                 let Some(message) = message else { return };
+                aimed = aim.as_ref().and_then(|a| a.on_detections(&message)).is_some();
                 let hypotheses: Vec<Hypothesis> = message
                     .detections
                     .iter()
@@ -683,8 +721,31 @@ async fn follow_detections(
         };
         match action {
             TriggerAction::Start if !handle.is_wanted() => {
-                tracing::info!("detection matched: starting the stream");
-                handle.start();
+                match aim.as_ref().filter(|_| aimed) {
+                    Some(aim) => {
+                        // Start once the PTZ took the command, so the first frames show the
+                        // person (at most 2 s later, whatever happens).
+                        tracing::info!("detection matched: aiming, then starting the stream");
+                        let mut sent = aim.driver().commands_sent();
+                        let before = *sent.borrow_and_update();
+                        let handle = handle.clone();
+                        tokio::spawn(async move {
+                            let accepted = async {
+                                while *sent.borrow_and_update() == before {
+                                    if sent.changed().await.is_err() {
+                                        break;
+                                    }
+                                }
+                            };
+                            let _ = tokio::time::timeout(Duration::from_secs(2), accepted).await;
+                            handle.start();
+                        });
+                    }
+                    None => {
+                        tracing::info!("detection matched: starting the stream");
+                        handle.start();
+                    }
+                }
             }
             TriggerAction::Start => {}
             TriggerAction::Stop => {
@@ -708,6 +769,7 @@ async fn report(
     diagnostics_pub: r2r::Publisher<r2r::diagnostic_msgs::msg::DiagnosticArray>,
     status_name: String,
     hardware_id: String,
+    aim: Option<Arc<aiming::AimContext>>,
     shutdown: CancellationToken,
 ) {
     let stats = handle.stats();
@@ -732,7 +794,13 @@ async fn report(
                 auto_trigger,
             }
         };
-        let report = status_report::build(&handle.status(), &snapshot, rates, &detections, now);
+        let mut report = status_report::build(&handle.status(), &snapshot, rates, &detections, now);
+        if let Some(aim) = &aim {
+            if snapshot.width > 0 && snapshot.height > 0 {
+                aim.set_image_size((snapshot.width, snapshot.height));
+            }
+            report.values.extend(aim.status_values(now));
+        }
         previous = snapshot;
         let status = messages::diagnostic_status(&report, &status_name, &hardware_id);
         if let Err(error) = stats_pub.publish(&status) {

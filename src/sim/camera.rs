@@ -19,10 +19,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use crate::aiming::lens::LensModel;
 use crate::media::depacketizer::nal_type;
 use crate::media::h264::{annex_b_nal_units, nal_kind};
 use crate::shutdown::CancellationToken;
 use crate::sim::encoder::{EncoderError, EncoderKind, SimEncoder};
+use crate::sim::frame_tag;
+use crate::sim::people::{self, Person};
 use crate::sim::scene::{self, I420Frame};
 use crate::sim::state::{SimState, StreamSettings};
 
@@ -48,6 +51,11 @@ pub struct CameraConfig {
     pub repeat_parameter_sets: bool,
     /// Write `frame_number,send_time_unix_ns` (capture time) for every frame.
     pub frame_log: Option<PathBuf>,
+    /// People in the world, drawn where the PTZ sees them.
+    pub people: Vec<Person>,
+    /// The PTZ camera's field of view against zoom (for the people).
+    pub lens: LensModel,
+    pub person_height_m: f64,
 }
 
 /// The camera could not start.
@@ -259,6 +267,15 @@ fn run(
         // Scene time from the frame number, so that each frame's picture is reproducible.
         let elapsed_secs = frame_number as f32 / fps as f32;
         scene::render(&mut picture, ptz, &screen.name, elapsed_secs, frame_number);
+        let tag_rows = frame_tag::block_px(picture.width);
+        people::draw(
+            &mut picture,
+            ptz,
+            &config.people,
+            config.lens,
+            config.person_height_m,
+            tag_rows,
+        );
         let capture_unix_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())

@@ -16,6 +16,7 @@ pub mod encoder;
 pub mod frame_tag;
 pub mod link;
 pub mod offerer;
+pub mod people;
 pub mod robot_services;
 pub mod scene;
 pub mod session;

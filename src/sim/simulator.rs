@@ -48,6 +48,11 @@ pub struct SimConfig {
     pub encoder: EncoderKind,
     pub resize_on_screen_change: bool,
     pub services_delay: Duration,
+    /// People in the world (see [`crate::sim::people`]).
+    pub people: Vec<crate::sim::people::Person>,
+    /// The PTZ camera's field of view against zoom.
+    pub lens: crate::aiming::lens::LensModel,
+    pub person_height_m: f64,
 }
 
 /// A simulator that is up and listening.
@@ -116,6 +121,9 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
             encoder: config.encoder,
             repeat_parameter_sets: config.repeat_parameter_sets,
             frame_log: config.frame_log.clone(),
+            people: config.people.clone(),
+            lens: config.lens,
+            person_height_m: config.person_height_m,
         },
         state.clone(),
         shutdown.clone(),

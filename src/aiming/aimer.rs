@@ -1,0 +1,283 @@
+//! The aiming policy in one place: sightings of people (points in the PTZ base frame) and
+//! explicit look-at points in, PTZ commands out. It picks who to look at
+//! ([`crate::aiming::selection`]), works out pan, tilt and zoom
+//! ([`crate::aiming::pointing`]), keeps the PTZ from being flooded
+//! ([`crate::aiming::limiter`]), and returns to the home pose when nobody has been seen for a
+//! while. ROS-free; time is passed in.
+
+use std::time::{Duration, Instant};
+
+use nalgebra::Vector3;
+
+use crate::aiming::limiter::{AimLimiter, LimiterConfig};
+use crate::aiming::pointing::{AimError, Pointing, PtzCommand};
+use crate::aiming::selection::{Candidate, SelectionPolicy, TargetSelector};
+
+/// A person seen by a camera, placed in the PTZ base frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sighting {
+    pub point: Vector3<f64>,
+    pub box_area_px: f64,
+    pub score: f64,
+    /// The camera that saw them (its frame id).
+    pub source: String,
+}
+
+/// Everything the aimer needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AimConfig {
+    pub pointing: Pointing,
+    pub limiter: LimiterConfig,
+    pub policy: SelectionPolicy,
+    /// A person seen within this angle of where the target was is the target (hysteresis).
+    pub keep_within_deg: f64,
+    /// Where to look when nobody has been seen for `home_after`; `None`: stay.
+    pub home: Option<PtzCommand>,
+    pub home_after: Duration,
+}
+
+/// What the aimer is doing, for `~/stats`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AimStatus {
+    /// The last command worked out for the current target (sent or held back).
+    pub target: Option<PtzCommand>,
+    pub source: String,
+    pub score: f64,
+    /// When the target was last seen.
+    pub seen_at: Option<Instant>,
+    pub commands_sent: u64,
+    /// Sightings and points that could not be aimed at.
+    pub rejected: u64,
+    pub last_rejection: Option<String>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Aimer {
+    config: AimConfig,
+    selector: TargetSelector,
+    limiter: AimLimiter,
+    last_seen: Option<Instant>,
+    homed: bool,
+    status: AimStatus,
+}
+
+impl Aimer {
+    pub fn new(config: AimConfig) -> Self {
+        Self {
+            config,
+            selector: TargetSelector::new(config.policy, config.keep_within_deg),
+            limiter: AimLimiter::new(config.limiter),
+            last_seen: None,
+            homed: true,
+            status: AimStatus::default(),
+        }
+    }
+
+    /// New PTZ limits (from `ListPtz`).
+    pub fn set_pointing(&mut self, pointing: Pointing) {
+        self.config.pointing = pointing;
+    }
+
+    pub fn pointing(&self) -> &Pointing {
+        &self.config.pointing
+    }
+
+    /// The people one detection message saw; returns the command to send now, if any, and
+    /// why each sighting that could not be used was refused.
+    pub fn on_sightings(
+        &mut self,
+        sightings: &[Sighting],
+        now: Instant,
+    ) -> (Option<PtzCommand>, Vec<AimError>) {
+        let mut refused = Vec::new();
+        let mut candidates = Vec::new();
+        let mut sources = Vec::new();
+        for sighting in sightings {
+            match self.config.pointing.command_for(&sighting.point) {
+                Ok(command) => {
+                    candidates.push(Candidate {
+                        command,
+                        box_area_px: sighting.box_area_px,
+                        score: sighting.score,
+                    });
+                    sources.push(sighting);
+                }
+                Err(error) => {
+                    self.reject(&error);
+                    refused.push(error);
+                }
+            }
+        }
+        let Some(chosen) = self.selector.choose(&candidates, now) else {
+            return (None, refused);
+        };
+        let command = candidates[chosen].command;
+        self.last_seen = Some(now);
+        self.homed = false;
+        self.status.target = Some(command);
+        self.status.source = sources[chosen].source.clone();
+        self.status.score = sources[chosen].score;
+        self.status.seen_at = Some(now);
+        (self.send(command, now), refused)
+    }
+
+    /// Looks at a point (in the PTZ base frame) now, whoever else is seen.
+    pub fn look_at(
+        &mut self,
+        point: &Vector3<f64>,
+        source: &str,
+        now: Instant,
+    ) -> Result<Option<PtzCommand>, AimError> {
+        let command = self
+            .config
+            .pointing
+            .command_for(point)
+            .inspect_err(|e| self.reject(e))?;
+        self.selector.reset();
+        self.last_seen = Some(now);
+        self.homed = false;
+        self.status.target = Some(command);
+        self.status.source = source.to_string();
+        self.status.score = 1.0;
+        self.status.seen_at = Some(now);
+        Ok(self.send(command, now))
+    }
+
+    /// A held-back command whose time has come, or the home pose after `home_after` without
+    /// anybody seen.
+    pub fn poll(&mut self, now: Instant) -> Option<PtzCommand> {
+        if let Some(command) = self.limiter.poll(now) {
+            self.status.commands_sent += 1;
+            return Some(command);
+        }
+        let idle = self
+            .last_seen
+            .is_some_and(|seen| now.duration_since(seen) >= self.config.home_after);
+        if idle && !self.homed {
+            self.homed = true;
+            self.selector.reset();
+            self.status.target = None;
+            if let Some(home) = self.config.home {
+                self.limiter.reset();
+                return self.send(home, now);
+            }
+        }
+        None
+    }
+
+    /// When [`Self::poll`] may have something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        let home = (!self.homed)
+            .then(|| self.last_seen.map(|s| s + self.config.home_after))
+            .flatten();
+        match (self.limiter.deadline(), home) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn status(&self) -> &AimStatus {
+        &self.status
+    }
+
+    /// Commands the deadband kept back so far.
+    pub fn suppressed(&self) -> u64 {
+        self.limiter.suppressed()
+    }
+
+    fn send(&mut self, command: PtzCommand, now: Instant) -> Option<PtzCommand> {
+        let sent = self.limiter.offer(command, now);
+        if sent.is_some() {
+            self.status.commands_sent += 1;
+        }
+        sent
+    }
+
+    fn reject(&mut self, error: &AimError) {
+        self.status.rejected += 1;
+        self.status.last_rejection = Some(error.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aiming::lens::LensModel;
+    use crate::aiming::pointing::PtzLimits;
+
+    fn config() -> AimConfig {
+        AimConfig {
+            pointing: Pointing {
+                pan_offset_deg: 0.0,
+                max_pan_from_forward_deg: 135.0,
+                lens: LensModel::default(),
+                limits: PtzLimits::default(),
+                image_size_px: (1280, 720),
+                person_height_m: 1.7,
+                target_height_fraction: 0.4,
+            },
+            limiter: LimiterConfig {
+                deadband_deg: 1.0,
+                zoom_deadband_fraction: 0.1,
+                min_interval: Duration::from_millis(300),
+            },
+            policy: SelectionPolicy::Largest,
+            keep_within_deg: 8.0,
+            home: Some(PtzCommand {
+                pan_deg: 0.0,
+                tilt_deg: 0.0,
+                zoom: 1.0,
+            }),
+            home_after: Duration::from_secs(10),
+        }
+    }
+
+    fn sighting(x: f64, y: f64, area: f64) -> Sighting {
+        Sighting {
+            point: Vector3::new(x, y, 0.0),
+            box_area_px: area,
+            score: 0.9,
+            source: "cam".into(),
+        }
+    }
+
+    #[test]
+    fn aims_at_the_chosen_person_then_goes_home_when_nobody_is_seen() {
+        let mut aimer = Aimer::new(config());
+        let t = Instant::now();
+        let (command, refused) =
+            aimer.on_sightings(&[sighting(5.0, -5.0, 100.0), sighting(-5.0, 0.0, 900.0)], t);
+        let command = command.expect("a command");
+        assert!((command.pan_deg - 45.0).abs() < 1e-9, "{command:?}");
+        assert_eq!(refused.len(), 1, "the one behind is refused");
+        assert_eq!(aimer.status().rejected, 1);
+        assert_eq!(aimer.poll(t + Duration::from_secs(5)), None);
+        assert_eq!(aimer.deadline(), Some(t + Duration::from_secs(10)));
+        let home = aimer.poll(t + Duration::from_secs(10)).expect("home");
+        assert_eq!(home.pan_deg, 0.0);
+        assert_eq!(
+            aimer.poll(t + Duration::from_secs(20)),
+            None,
+            "home only once"
+        );
+        assert_eq!(aimer.status().commands_sent, 2);
+    }
+
+    #[test]
+    fn look_at_overrides_and_refuses_bad_points() {
+        let mut aimer = Aimer::new(config());
+        let t = Instant::now();
+        assert!(
+            aimer
+                .look_at(&Vector3::new(f64::NAN, 0.0, 0.0), "x", t)
+                .is_err()
+        );
+        let sent = aimer
+            .look_at(&Vector3::new(3.0, 3.0, 0.0), "map", t)
+            .unwrap()
+            .unwrap();
+        assert!((sent.pan_deg - 315.0).abs() < 1e-9);
+        assert_eq!(aimer.status().source, "map");
+    }
+}

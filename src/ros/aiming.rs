@@ -1,0 +1,669 @@
+//! The node's side of aiming ([`crate::aiming`] holds the geometry and policy): ROS messages in
+//! and out.
+//!
+//! In: `detections` (`vision_msgs/Detection2DArray` from a body camera, through that camera's
+//! `camera_info` on one of `detection_camera_info_topics`), `~/look_at`
+//! (`geometry_msgs/PointStamped`, any frame in TF), `/tf` and `/tf_static`.
+//! Out: PTZ commands (through [`crate::aiming::ptz_driver`]), `~/ptz_state`
+//! (`sensor_msgs/JointState`: pan and tilt in radians in the PTZ's convention, zoom as a
+//! factor, velocities from consecutive measurements, stamped at measurement), `/tf`
+//! (`ptz_base_frame → ptz_head_frame` from each measurement) and `/tf_static`
+//! (`ptz_parent_frame → ptz_base_frame` from `ptz_mount_*`, `ptz_head_frame → frame_id`).
+//!
+//! Bad input (an unknown frame, no `camera_info` yet, NaN, a point behind the robot, a tilt out
+//! of the PTZ's limits) is dropped with a WARN, at most one per reason every few seconds, and
+//! the PTZ does not move.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion};
+use r2r::QosProfile;
+use r2r::builtin_interfaces::msg::Time;
+use r2r::geometry_msgs::msg::{PointStamped, Transform, TransformStamped};
+use r2r::sensor_msgs::msg::{CameraInfo, JointState};
+use r2r::std_msgs::msg::Header;
+use r2r::tf2_msgs::msg::TFMessage;
+use r2r::vision_msgs::msg::Detection2DArray;
+
+use crate::aiming::aimer::{AimConfig, AimStatus, Aimer, Sighting};
+use crate::aiming::camera_model::{CameraModelError, PinholeCamera};
+use crate::aiming::lens::LensModel;
+use crate::aiming::limiter::LimiterConfig;
+use crate::aiming::pointing::{Pointing, PtzCommand, PtzLimits, optical_in_head};
+use crate::aiming::ptz_driver::{self, PtzDriverHandle, PtzState};
+use crate::aiming::tf_buffer::TfBuffer;
+use crate::node_params::{AimingParams, NodeParams};
+use crate::robot::{Credentials, RobotClient};
+use crate::ros::NodeError;
+use crate::ros::messages::Stamper;
+use crate::shutdown::CancellationToken;
+
+/// The same warning again only after this long.
+const WARN_INTERVAL: Duration = Duration::from_secs(5);
+/// Picture size assumed for the zoom until the stream reports its own.
+const DEFAULT_IMAGE_SIZE_PX: (u32, u32) = (1920, 1080);
+
+/// Logs each distinct warning at most once per [`WARN_INTERVAL`].
+#[derive(Default)]
+struct WarnThrottle(HashMap<String, Instant>);
+
+impl WarnThrottle {
+    fn warn(&mut self, what: &str, reason: &str) {
+        let key = format!("{what}: {reason}");
+        let now = Instant::now();
+        let due = self
+            .0
+            .get(&key)
+            .is_none_or(|at| now.duration_since(*at) >= WARN_INTERVAL);
+        if due {
+            tracing::warn!(reason, "{what}; the PTZ does not move for it");
+            self.0.insert(key, now);
+        }
+    }
+}
+
+/// What the aiming tasks share.
+pub struct AimContext {
+    params: AimingParams,
+    class_ids: Vec<String>,
+    min_score: f64,
+    aimer: Mutex<Aimer>,
+    tf: Mutex<TfBuffer>,
+    cameras: Mutex<HashMap<String, Result<PinholeCamera, CameraModelError>>>,
+    warnings: Mutex<WarnThrottle>,
+    driver: PtzDriverHandle,
+    lens: LensModel,
+}
+
+impl AimContext {
+    /// The PTZ driver (commands and measurements).
+    pub fn driver(&self) -> &PtzDriverHandle {
+        &self.driver
+    }
+
+    /// What the aimer is doing, and the commands the deadband kept back.
+    pub fn status(&self) -> (AimStatus, u64) {
+        let aimer = self.aimer.lock().unwrap_or_else(|p| p.into_inner());
+        (aimer.status().clone(), aimer.suppressed())
+    }
+
+    /// The PTZ camera's intrinsics for a `width` x `height` picture captured at `arrival`
+    /// (the zoom measured then), when the zoom is known.
+    pub fn k_at(&self, width: u32, height: u32, arrival: Instant) -> Option<[f64; 9]> {
+        self.driver
+            .zoom_at(arrival)
+            .map(|zoom| self.lens.k(width, height, zoom))
+    }
+
+    /// The `aim_*` and `ptz_*` keys of `~/stats`.
+    pub fn status_values(&self, now: Instant) -> Vec<(&'static str, String)> {
+        let (status, suppressed) = self.status();
+        let target = status.target;
+        let number =
+            |value: Option<f64>| value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}"));
+        let measured = *self.driver.state().borrow();
+        vec![
+            ("aim_target_pan_deg", number(target.map(|t| t.pan_deg))),
+            ("aim_target_tilt_deg", number(target.map(|t| t.tilt_deg))),
+            ("aim_target_zoom", number(target.map(|t| t.zoom))),
+            ("aim_source_frame", status.source),
+            ("aim_score", format!("{:.2}", status.score)),
+            (
+                "aim_age_secs",
+                number(
+                    status
+                        .seen_at
+                        .map(|at| now.saturating_duration_since(at).as_secs_f64()),
+                ),
+            ),
+            ("aim_commands", status.commands_sent.to_string()),
+            ("aim_commands_suppressed", suppressed.to_string()),
+            ("aim_rejected", status.rejected.to_string()),
+            (
+                "aim_last_rejection",
+                status.last_rejection.unwrap_or_default(),
+            ),
+            ("ptz_pan_deg", number(measured.map(|m| m.pan_deg))),
+            ("ptz_tilt_deg", number(measured.map(|m| m.tilt_deg))),
+            ("ptz_zoom", number(measured.map(|m| m.zoom))),
+            ("ptz_moving", measured.is_some_and(|m| m.moving).to_string()),
+        ]
+    }
+
+    /// The stream's picture size, for the zoom that frames a person.
+    pub fn set_image_size(&self, size: (u32, u32)) {
+        let mut aimer = self.aimer.lock().unwrap_or_else(|p| p.into_inner());
+        if aimer.pointing().image_size_px != size {
+            let pointing = Pointing {
+                image_size_px: size,
+                ..*aimer.pointing()
+            };
+            aimer.set_pointing(pointing);
+        }
+    }
+
+    fn warn(&self, what: &str, reason: &str) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .warn(what, reason);
+    }
+
+    /// Aims at the people of one detection message; returns the command sent, if any.
+    pub fn on_detections(&self, message: &Detection2DArray) -> Option<PtzCommand> {
+        let frame = &message.header.frame_id;
+        let matching: Vec<_> = message
+            .detections
+            .iter()
+            .filter_map(|d| {
+                let best = d
+                    .results
+                    .iter()
+                    .filter(|r| self.class_ids.contains(&r.hypothesis.class_id))
+                    .map(|r| r.hypothesis.score)
+                    .fold(None, |best: Option<f64>, s| {
+                        Some(best.map_or(s, |b| b.max(s)))
+                    })?;
+                (best >= self.min_score).then_some((d, best))
+            })
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        let camera = {
+            let cameras = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
+            cameras.get(frame).cloned()
+        };
+        let camera = match camera {
+            Some(Ok(camera)) => camera,
+            Some(Err(error)) => {
+                self.warn(
+                    &format!("a detection in {frame:?} cannot be used"),
+                    &format!("its camera_info: {error}"),
+                );
+                return None;
+            }
+            None => {
+                self.warn(
+                    &format!("a detection in {frame:?} cannot be used"),
+                    "no camera_info with this frame_id has arrived on detection_camera_info_topics",
+                );
+                return None;
+            }
+        };
+        let stamp = duration_of(&message.header.stamp);
+        let base_t_camera = {
+            let tf = self.tf.lock().unwrap_or_else(|p| p.into_inner());
+            tf.lookup(&self.params.base_frame, frame, stamp)
+        };
+        let base_t_camera = match base_t_camera {
+            Ok(t) => t,
+            Err(error) => {
+                self.warn(
+                    &format!("a detection in {frame:?} cannot be used"),
+                    &error.to_string(),
+                );
+                return None;
+            }
+        };
+        let mut sightings = Vec::new();
+        for (detection, score) in matching {
+            let bbox = &detection.bbox;
+            let centre = (bbox.center.position.x, bbox.center.position.y);
+            match camera.person_point(centre, bbox.size_y, self.params.person_height_m) {
+                Ok(point) => sightings.push(Sighting {
+                    point: base_t_camera.transform_point(&Point3::from(point)).coords,
+                    box_area_px: bbox.size_x * bbox.size_y,
+                    score,
+                    source: frame.clone(),
+                }),
+                Err(error) => self.warn(
+                    &format!("a detection in {frame:?} cannot be used"),
+                    &error.to_string(),
+                ),
+            }
+        }
+        let (command, refused) = self
+            .aimer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .on_sightings(&sightings, Instant::now());
+        for error in refused {
+            self.warn(
+                &format!("a person seen in {frame:?} cannot be aimed at"),
+                &error.to_string(),
+            );
+        }
+        if let Some(command) = command {
+            self.driver.command(command);
+        }
+        command
+    }
+
+    fn on_look_at(&self, message: &PointStamped) {
+        let frame = &message.header.frame_id;
+        let p = &message.point;
+        let point = Point3::new(p.x, p.y, p.z);
+        let stamp = duration_of(&message.header.stamp);
+        let in_base = {
+            let tf = self.tf.lock().unwrap_or_else(|p| p.into_inner());
+            tf.lookup(&self.params.base_frame, frame, stamp)
+                .map(|base_t_frame| base_t_frame.transform_point(&point).coords)
+        };
+        let in_base = match in_base {
+            Ok(point) => point,
+            Err(error) => {
+                return self.warn(
+                    &format!("~/look_at in {frame:?} cannot be used"),
+                    &error.to_string(),
+                );
+            }
+        };
+        let result = self
+            .aimer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .look_at(&in_base, frame, Instant::now());
+        match result {
+            Ok(Some(command)) => {
+                tracing::info!(frame = %frame, ?command, "~/look_at: aiming");
+                self.driver.command(command);
+            }
+            Ok(None) => tracing::debug!("~/look_at: within the deadband or rate limit"),
+            Err(error) => self.warn(
+                &format!("~/look_at in {frame:?} cannot be aimed at"),
+                &error.to_string(),
+            ),
+        }
+    }
+}
+
+fn duration_of(time: &Time) -> Duration {
+    Duration::new(u64::try_from(time.sec).unwrap_or(0), time.nanosec)
+}
+
+fn isometry_of(t: &Transform) -> Option<Isometry3<f64>> {
+    let (v, q) = (&t.translation, &t.rotation);
+    let values = [v.x, v.y, v.z, q.x, q.y, q.z, q.w];
+    if !values.iter().all(|x| x.is_finite()) {
+        return None;
+    }
+    let rotation = UnitQuaternion::try_new(Quaternion::new(q.w, q.x, q.y, q.z), 1e-9)?;
+    Some(Isometry3::from_parts(
+        Translation3::new(v.x, v.y, v.z),
+        rotation,
+    ))
+}
+
+fn transform_of(iso: &Isometry3<f64>) -> Transform {
+    let (t, q) = (&iso.translation.vector, iso.rotation.quaternion());
+    Transform {
+        translation: r2r::geometry_msgs::msg::Vector3 {
+            x: t.x,
+            y: t.y,
+            z: t.z,
+        },
+        rotation: r2r::geometry_msgs::msg::Quaternion {
+            x: q.i,
+            y: q.j,
+            z: q.k,
+            w: q.w,
+        },
+    }
+}
+
+fn stamped(parent: &str, child: &str, stamp: Time, iso: &Isometry3<f64>) -> TransformStamped {
+    TransformStamped {
+        header: Header {
+            stamp,
+            frame_id: parent.to_string(),
+        },
+        child_frame_id: child.to_string(),
+        transform: transform_of(iso),
+    }
+}
+
+/// The mount transform from `ptz_mount_xyz` / `ptz_mount_rpy`.
+fn mount_of(params: &AimingParams) -> Isometry3<f64> {
+    let [x, y, z] = params.mount_xyz_m;
+    let [roll, pitch, yaw] = params.mount_rpy_rad;
+    Isometry3::from_parts(
+        Translation3::new(x, y, z),
+        UnitQuaternion::from_euler_angles(roll, pitch, yaw),
+    )
+}
+
+/// Everything aiming runs: the shared context and its tasks.
+pub struct Aiming {
+    pub context: Arc<AimContext>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Kept for the node's life: a latched topic's samples live with their publisher.
+    _tf_static: r2r::Publisher<TFMessage>,
+}
+
+/// Creates the subscriptions and publishers and starts the tasks.
+pub fn start(
+    node: &mut r2r::Node,
+    params: &NodeParams,
+    robot: RobotClient,
+    credentials: Credentials,
+    stamper: Arc<Mutex<Stamper>>,
+    shutdown: CancellationToken,
+) -> Result<Aiming, NodeError> {
+    let ros = |what: &'static str| move |source| NodeError::Ros { what, source };
+    let aiming = params.aiming.clone();
+    let lens = LensModel {
+        hfov_deg_at_zoom_1: aiming.hfov_deg_at_zoom_1,
+    };
+    let (driver, driver_task) = ptz_driver::spawn(
+        robot,
+        credentials,
+        params.initial_ptz_name.clone(),
+        shutdown.clone(),
+    );
+    let config = AimConfig {
+        pointing: Pointing {
+            pan_offset_deg: aiming.pan_offset_deg,
+            max_pan_from_forward_deg: aiming.max_pan_from_forward_deg,
+            lens,
+            limits: PtzLimits::default(),
+            image_size_px: DEFAULT_IMAGE_SIZE_PX,
+            person_height_m: aiming.person_height_m,
+            target_height_fraction: aiming.target_height_fraction,
+        },
+        limiter: LimiterConfig {
+            deadband_deg: aiming.deadband_deg,
+            zoom_deadband_fraction: aiming.zoom_deadband_fraction,
+            min_interval: Duration::from_secs_f64(1.0 / aiming.max_rate_hz),
+        },
+        policy: aiming.policy,
+        keep_within_deg: aiming.keep_within_deg,
+        home: Some(PtzCommand {
+            pan_deg: crate::aiming::pointing::normalize_deg(params.initial_pan_deg),
+            tilt_deg: params.initial_tilt_deg,
+            zoom: params.initial_zoom,
+        }),
+        home_after: params.trigger_timeout,
+    };
+    let context = Arc::new(AimContext {
+        params: aiming.clone(),
+        class_ids: params.trigger_class_ids.clone(),
+        min_score: params.trigger_min_score,
+        aimer: Mutex::new(Aimer::new(config)),
+        tf: Mutex::new(TfBuffer::default()),
+        cameras: Mutex::new(HashMap::new()),
+        warnings: Mutex::new(WarnThrottle::default()),
+        driver: driver.clone(),
+        lens,
+    });
+
+    // Our own static frames: into our buffer, and latched on /tf_static.
+    let mount = mount_of(&aiming);
+    {
+        let mut tf = context.tf.lock().unwrap_or_else(|p| p.into_inner());
+        tf.insert(
+            &aiming.parent_frame,
+            &aiming.base_frame,
+            Duration::ZERO,
+            mount,
+            true,
+        );
+        tf.insert(
+            &aiming.head_frame,
+            &params.frame_id,
+            Duration::ZERO,
+            optical_in_head(),
+            true,
+        );
+    }
+    let latched = QosProfile::default()
+        .keep_last(100)
+        .reliable()
+        .transient_local();
+    let tf_static_pub = node
+        .create_publisher::<TFMessage>("/tf_static", latched.clone())
+        .map_err(ros("creating the /tf_static publisher"))?;
+    let now = stamper
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stamp(Instant::now());
+    let statics = TFMessage {
+        transforms: vec![
+            stamped(
+                &aiming.parent_frame,
+                &aiming.base_frame,
+                now.clone(),
+                &mount,
+            ),
+            stamped(
+                &aiming.head_frame,
+                &params.frame_id,
+                now,
+                &optical_in_head(),
+            ),
+        ],
+    };
+    tf_static_pub
+        .publish(&statics)
+        .map_err(ros("publishing /tf_static"))?;
+    let tf_pub = node
+        .create_publisher::<TFMessage>("/tf", QosProfile::default().keep_last(100))
+        .map_err(ros("creating the /tf publisher"))?;
+    let state_pub = node
+        .create_publisher::<JointState>("~/ptz_state", QosProfile::default().keep_last(10))
+        .map_err(ros("creating the ~/ptz_state publisher"))?;
+
+    let tf_sub = node
+        .subscribe::<TFMessage>("/tf", QosProfile::default().keep_last(100))
+        .map_err(ros("subscribing to /tf"))?;
+    let tf_static_sub = node
+        .subscribe::<TFMessage>("/tf_static", latched)
+        .map_err(ros("subscribing to /tf_static"))?;
+    let look_at_sub = node
+        .subscribe::<PointStamped>("~/look_at", QosProfile::default().keep_last(10))
+        .map_err(ros("subscribing to ~/look_at"))?;
+    let mut camera_info_subs = Vec::new();
+    for topic in &aiming.detection_camera_info_topics {
+        camera_info_subs.push(
+            node.subscribe::<CameraInfo>(topic, QosProfile::sensor_data())
+                .map_err(ros("subscribing to a detection camera's camera_info"))?,
+        );
+    }
+
+    let mut tasks = vec![driver_task];
+    for (stream, is_static) in [(tf_sub, false), (tf_static_sub, true)] {
+        let context = context.clone();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    message = stream.next() => message,
+                };
+                let Some(message) = message else { return };
+                let mut tf = context.tf.lock().unwrap_or_else(|p| p.into_inner());
+                for t in &message.transforms {
+                    match isometry_of(&t.transform) {
+                        Some(iso) => tf.insert(&t.header.frame_id, &t.child_frame_id, duration_of(&t.header.stamp), iso, is_static),
+                        None => tracing::debug!(child = %t.child_frame_id, "a transform that is not a number; ignored"),
+                    }
+                }
+            }
+        }));
+    }
+    for stream in camera_info_subs {
+        let context = context.clone();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                let info = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    info = stream.next() => info,
+                };
+                let Some(info) = info else { return };
+                let k: [f64; 9] = info.k.as_slice().try_into().unwrap_or([0.0; 9]);
+                let camera = PinholeCamera::from_camera_info(&k, &info.distortion_model);
+                context
+                    .cameras
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(info.header.frame_id.clone(), camera);
+            }
+        }));
+    }
+    {
+        let context = context.clone();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = std::pin::pin!(look_at_sub);
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    message = stream.next() => message,
+                };
+                let Some(message) = message else { return };
+                context.on_look_at(&message);
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(poll_aimer(context.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(publish_ptz_state(
+        context.clone(),
+        tf_pub,
+        state_pub,
+        stamper,
+        shutdown,
+    )));
+    Ok(Aiming {
+        context,
+        tasks,
+        _tf_static: tf_static_pub,
+    })
+}
+
+/// Sends held-back commands and the home pose when their time comes, and applies the PTZ's
+/// limits once they are read.
+async fn poll_aimer(context: Arc<AimContext>, shutdown: CancellationToken) {
+    let mut limits = context.driver.limits();
+    loop {
+        let deadline = context
+            .aimer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deadline()
+            .unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = tokio::time::sleep_until(deadline.into()) => {}
+            changed = limits.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if let Some(reported) = *limits.borrow_and_update() {
+                    let mut aimer = context.aimer.lock().unwrap_or_else(|p| p.into_inner());
+                    let pointing = Pointing { limits: reported, ..*aimer.pointing() };
+                    aimer.set_pointing(pointing);
+                }
+                continue;
+            }
+        }
+        let command = context
+            .aimer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .poll(Instant::now());
+        if let Some(command) = command {
+            tracing::debug!(?command, "PTZ command (held back or home)");
+            context.driver.command(command);
+        }
+    }
+}
+
+/// `~/ptz_state` and the head's transform from each measurement.
+async fn publish_ptz_state(
+    context: Arc<AimContext>,
+    tf_pub: r2r::Publisher<TFMessage>,
+    state_pub: r2r::Publisher<JointState>,
+    stamper: Arc<Mutex<Stamper>>,
+    shutdown: CancellationToken,
+) {
+    let mut state = context.driver.state();
+    let mut previous: Option<PtzState> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = state.changed() => if changed.is_err() { return },
+        }
+        let Some(now) = *state.borrow_and_update() else {
+            continue;
+        };
+        let stamp = stamper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stamp(now.measured_at);
+        let velocity = match previous {
+            Some(p) if now.measured_at > p.measured_at => {
+                let secs = (now.measured_at - p.measured_at).as_secs_f64();
+                vec![
+                    crate::aiming::pointing::angle_difference_deg(now.pan_deg, p.pan_deg)
+                        .to_radians()
+                        / secs,
+                    (now.tilt_deg - p.tilt_deg).to_radians() / secs,
+                    (now.zoom - p.zoom) / secs,
+                ]
+            }
+            _ => vec![0.0; 3],
+        };
+        previous = Some(now);
+        let params = &context.params;
+        let joint_state = JointState {
+            header: Header {
+                stamp: stamp.clone(),
+                frame_id: params.base_frame.clone(),
+            },
+            name: vec!["pan".into(), "tilt".into(), "zoom".into()],
+            position: vec![
+                now.pan_deg.to_radians(),
+                now.tilt_deg.to_radians(),
+                now.zoom,
+            ],
+            velocity,
+            effort: Vec::new(),
+        };
+        if let Err(error) = state_pub.publish(&joint_state) {
+            tracing::debug!(%error, "could not publish ~/ptz_state");
+        }
+        let pointing = *context
+            .aimer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pointing();
+        let head = Isometry3::from_parts(
+            Translation3::identity(),
+            pointing.head_rotation(now.pan_deg, now.tilt_deg),
+        );
+        context.tf.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            &params.base_frame,
+            &params.head_frame,
+            duration_of(&stamp),
+            head,
+            false,
+        );
+        let message = TFMessage {
+            transforms: vec![stamped(
+                &params.base_frame,
+                &params.head_frame,
+                stamp,
+                &head,
+            )],
+        };
+        if let Err(error) = tf_pub.publish(&message) {
+            tracing::debug!(%error, "could not publish /tf");
+        }
+    }
+}
