@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use common::Sim;
 use common::node::{NodeLaunch, NodeProcess, unique_domain_id};
 use futures::{FutureExt as _, StreamExt as _};
-use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion, Vector3};
+use nalgebra::{Point3, Vector3};
 use r2r::QosProfile;
 use spot_ptz_stream::aiming::lens::LensModel;
 use spot_ptz_stream::aiming::tf_buffer::TfBuffer;
+use spot_ptz_stream::ros::aiming::{isometry_of, transform_of};
 use spot_ptz_stream::sim::people::{BodyCamera, Person};
 
 const WIDTH: u32 = 640;
@@ -66,31 +67,6 @@ fn marker(image: &r2r::sensor_msgs::msg::Image) -> Option<(f64, f64)> {
     let top = spans.iter().map(|s| s.0).min()?;
     let bottom = spans.iter().map(|s| s.1).max()?;
     Some(((x0 + x1) as f64 / 2.0, (bottom - top + 1) as f64))
-}
-
-fn isometry_of(t: &r2r::geometry_msgs::msg::Transform) -> Isometry3<f64> {
-    let (v, q) = (&t.translation, &t.rotation);
-    Isometry3::from_parts(
-        Translation3::new(v.x, v.y, v.z),
-        UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z)),
-    )
-}
-
-fn transform_of(iso: &Isometry3<f64>) -> r2r::geometry_msgs::msg::Transform {
-    let (t, q) = (&iso.translation.vector, iso.rotation.quaternion());
-    r2r::geometry_msgs::msg::Transform {
-        translation: r2r::geometry_msgs::msg::Vector3 {
-            x: t.x,
-            y: t.y,
-            z: t.z,
-        },
-        rotation: r2r::geometry_msgs::msg::Quaternion {
-            x: q.i,
-            y: q.j,
-            z: q.k,
-            w: q.w,
-        },
-    }
 }
 
 fn stat(status: &r2r::diagnostic_msgs::msg::DiagnosticStatus, key: &str) -> String {
@@ -243,7 +219,7 @@ impl Harness {
                             &t.header.frame_id,
                             &t.child_frame_id,
                             stamp,
-                            isometry_of(&t.transform),
+                            isometry_of(&t.transform).expect("a valid transform"),
                             is_static,
                         );
                     }

@@ -285,7 +285,9 @@ fn duration_of(time: &Time) -> Duration {
     Duration::new(u64::try_from(time.sec).unwrap_or(0), time.nanosec)
 }
 
-fn isometry_of(t: &Transform) -> Option<Isometry3<f64>> {
+/// A `geometry_msgs/Transform` as an isometry; `None` when it is not a number or its rotation
+/// is not a (non-zero) quaternion.
+pub fn isometry_of(t: &Transform) -> Option<Isometry3<f64>> {
     let (v, q) = (&t.translation, &t.rotation);
     let values = [v.x, v.y, v.z, q.x, q.y, q.z, q.w];
     if !values.iter().all(|x| x.is_finite()) {
@@ -298,7 +300,8 @@ fn isometry_of(t: &Transform) -> Option<Isometry3<f64>> {
     ))
 }
 
-fn transform_of(iso: &Isometry3<f64>) -> Transform {
+/// An isometry as a `geometry_msgs/Transform`.
+pub fn transform_of(iso: &Isometry3<f64>) -> Transform {
     let (t, q) = (&iso.translation.vector, iso.rotation.quaternion());
     Transform {
         translation: r2r::geometry_msgs::msg::Vector3 {
