@@ -15,13 +15,12 @@ use r2r::QosProfile;
 use r2r::ffmpeg_image_transport_msgs::msg::FFMPEGPacket;
 use r2r::foxglove_msgs::msg::CompressedVideo;
 use r2r::sensor_msgs::msg::CompressedImage;
-use r2r::std_msgs::msg::Header;
 
 use crate::media::depacketizer::AccessUnit;
 use crate::media::handoff::DropOldestQueue;
 use crate::media::jpeg::JpegPicture;
 use crate::media::passthrough::Passthrough;
-use crate::ros::messages::Stamper;
+use crate::ros::messages::{self, Stamper};
 use crate::stats::{StreamStats, bump};
 
 /// History of the passthrough topics: about one second (one intra-refresh wave) at 30 fps, so
@@ -67,13 +66,7 @@ pub async fn publish_passthrough(
         let Some(frame) = passthrough.frame(&au) else {
             continue;
         };
-        let header = Header {
-            stamp: stamper
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .stamp(frame.first_arrival),
-            frame_id: frame_id.clone(),
-        };
+        let header = messages::frame_header(&stamper, frame.first_arrival, &frame_id);
         if let Some(publisher) = &foxglove {
             let message = CompressedVideo {
                 timestamp: header.stamp.clone(),
@@ -116,13 +109,7 @@ pub async fn publish_jpeg(
     let mut warned = false;
     while let Some(picture) = pictures.pop().await {
         let message = CompressedImage {
-            header: Header {
-                stamp: stamper
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .stamp(picture.first_arrival),
-                frame_id: frame_id.clone(),
-            },
+            header: messages::frame_header(&stamper, picture.first_arrival, &frame_id),
             format: JPEG_FORMAT.to_string(),
             data: picture.data,
         };

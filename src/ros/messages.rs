@@ -69,6 +69,23 @@ impl Stamper {
     }
 }
 
+/// The header every image topic of one frame carries: its arrival on the shared [`Stamper`]
+/// and the node's `frame_id`.
+pub fn frame_header(
+    stamper: &std::sync::Mutex<Stamper>,
+    arrival: Instant,
+    frame_id: &str,
+) -> Header {
+    let stamp = stamper
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stamp(arrival);
+    Header {
+        stamp,
+        frame_id: frame_id.to_string(),
+    }
+}
+
 impl Default for Stamper {
     fn default() -> Self {
         Self::new()

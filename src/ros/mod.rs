@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use r2r::QosProfile;
-use r2r::std_msgs::msg::Header;
 use r2r::std_srvs::srv::Trigger;
 
 use crate::camera_info::{self, Calibration};
@@ -607,13 +606,7 @@ async fn publish_frames(
             );
             continue;
         }
-        let header = Header {
-            stamp: stamper
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .stamp(frame.first_arrival),
-            frame_id: frame_id.clone(),
-        };
+        let header = messages::frame_header(&stamper, frame.first_arrival, &frame_id);
         let (width, height, arrival) = (frame.width, frame.height, frame.first_arrival);
         if let Some(c) = &calibration
             && !warned_calibration_size
