@@ -595,11 +595,27 @@ fn policies_choose_among_two_people(h: &mut Harness, sim: &Sim, domain: u32) {
             .param("aim_dwell_secs", "2.0")
             .param("trigger_timeout_secs", "600.0")
             .start();
+        // The previous node's last ~/stats may still be queued: wait for this node's, which
+        // has no target yet (no detection was sent to it).
         h.last_stats = None;
+        let fresh = |h: &Harness| {
+            h.last_stats
+                .as_ref()
+                .is_some_and(|stats| stat(stats, "aim_target_pan_deg").parse::<f64>().is_err())
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while h.last_stats.is_none() && Instant::now() < deadline {
+        while !fresh(h) && Instant::now() < deadline {
             h.spin(Duration::from_millis(200));
         }
+        assert!(
+            fresh(h),
+            "{}",
+            failure(
+                &node,
+                sim,
+                &format!("{policy}: no ~/stats without a target")
+            )
+        );
         // Detections at 5 Hz for 9 s; record where the PTZ is told to look.
         let mut targets = Vec::new();
         let start = Instant::now();
