@@ -240,7 +240,7 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
     (
         "initial_ptz_enabled",
         "false",
-        "Move the PTZ before streaming.",
+        "Move the PTZ to the initial pose before streaming (with aiming: once at start-up).",
     ),
     ("initial_ptz_name", "\"mech\"", "PTZ to move."),
     ("initial_pan_deg", "0.0", "Initial pan in degrees."),

@@ -3,9 +3,12 @@
 //! camera (r2r: its `camera_info`, its transform on `/tf_static`, `vision_msgs` detections
 //! computed with `sim::people::BodyCamera`) and a viewer of `image_raw`. The node must turn the
 //! detection into pan/tilt/zoom, move the simulated PTZ, and so bring the person to the centre
-//! of `image_raw` at the configured size; `~/look_at` must work with points in two frames; a
-//! jittering detection must not flood the PTZ; `camera_info`'s K must follow the zoom; the TF
-//! of the optical frame must match the pose; bad input must be warned about and not move it.
+//! of `image_raw` at the configured size; a 3D detection (`detections_3d`) must do the same;
+//! `~/look_at` must work with points in two frames; a jittering detection must not flood the
+//! PTZ; `camera_info`'s K must follow the zoom; the TF of the optical frame must match the pose;
+//! bad input must be warned about and not move it. Then, one node after the other: the
+//! auto-trigger starts the stream only after the aim command and, after `trigger_timeout_secs`
+//! without anybody, stops it while the PTZ goes home; each selection policy chooses as it says.
 //!
 //! One test function: r2r reads ROS_DOMAIN_ID from the environment once per process.
 #![cfg(feature = "ros")]
@@ -86,6 +89,7 @@ struct Harness {
     node: r2r::Node,
     clock: r2r::Clock,
     detections: r2r::Publisher<r2r::vision_msgs::msg::Detection2DArray>,
+    detections_3d: r2r::Publisher<r2r::vision_msgs::msg::Detection3DArray>,
     camera_info: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
     look_at: r2r::Publisher<r2r::geometry_msgs::msg::PointStamped>,
     images: std::pin::Pin<Box<dyn futures::Stream<Item = r2r::sensor_msgs::msg::Image>>>,
@@ -138,6 +142,9 @@ impl Harness {
             detections: node
                 .create_publisher("/detections", QosProfile::default())
                 .expect("detections"),
+            detections_3d: node
+                .create_publisher("/detections_3d", QosProfile::default())
+                .expect("detections_3d"),
             camera_info: node
                 .create_publisher(CAMERA_INFO_TOPIC, QosProfile::sensor_data())
                 .expect("camera_info"),
@@ -299,6 +306,53 @@ impl Harness {
             .expect("detections");
     }
 
+    /// One 3D detection message: a person-sized box centred at each point of `frame_id`.
+    fn publish_boxes_3d(&mut self, frame_id: &str, centres: &[Vector3<f64>]) {
+        use r2r::vision_msgs::msg::{
+            BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis,
+            ObjectHypothesisWithPose,
+        };
+        let header = r2r::std_msgs::msg::Header {
+            stamp: self.now(),
+            frame_id: frame_id.into(),
+        };
+        let detections = centres
+            .iter()
+            .map(|c| Detection3D {
+                header: header.clone(),
+                results: vec![ObjectHypothesisWithPose {
+                    hypothesis: ObjectHypothesis {
+                        class_id: "person".into(),
+                        score: 0.9,
+                    },
+                    ..Default::default()
+                }],
+                bbox: BoundingBox3D {
+                    center: r2r::geometry_msgs::msg::Pose {
+                        position: r2r::geometry_msgs::msg::Point {
+                            x: c.x,
+                            y: c.y,
+                            z: c.z,
+                        },
+                        orientation: r2r::geometry_msgs::msg::Quaternion {
+                            w: 1.0,
+                            ..Default::default()
+                        },
+                    },
+                    size: r2r::geometry_msgs::msg::Vector3 {
+                        x: 0.3,
+                        y: 0.5,
+                        z: 1.7,
+                    },
+                },
+                id: String::new(),
+            })
+            .collect();
+        self.detections_3d
+            .publish(&Detection3DArray { header, detections })
+            .expect("detections_3d");
+    }
+
     fn look_at(&mut self, frame_id: &str, point: Vector3<f64>) {
         let message = r2r::geometry_msgs::msg::PointStamped {
             header: r2r::std_msgs::msg::Header {
@@ -390,7 +444,15 @@ fn the_node_aims_the_ptz_at_people() {
     let domain = unique_domain_id();
     // The only test in this binary: no other thread reads the environment concurrently.
     unsafe { std::env::set_var("ROS_DOMAIN_ID", domain.to_string()) };
-    let sim = Sim::start_640x360(&["--person-at", PERSON_A, "--person-at", PERSON_B]);
+    // SetPtzPosition takes 0.3 s, as over a slow link: the auto-trigger must wait for it.
+    let sim = Sim::start_640x360(&[
+        "--person-at",
+        PERSON_A,
+        "--person-at",
+        PERSON_B,
+        "--ptz-command-delay-secs",
+        "0.3",
+    ]);
     let node = NodeLaunch::new(domain, Some(&sim))
         .param(
             "detection_camera_info_topics",
@@ -534,7 +596,23 @@ fn the_node_aims_the_ptz_at_people() {
     let pan: f64 = h.stat("ptz_pan_deg").parse().unwrap();
     assert!((pan - person_a.pan_deg).abs() < 0.5, "pan {pan}");
 
-    // 6. Bad input: a warning each, no motion, no crash.
+    // 6. A 3D detection (a box centre in the body frame) aims at person B.
+    h.publish_boxes_3d("body", &[b_in_body]);
+    assert!(
+        h.wait_for_pan(person_b.pan_deg, Duration::from_secs(10)),
+        "{}",
+        failure(&node, &sim, "detections_3d: the PTZ did not turn to B")
+    );
+    h.spin_until_image(Duration::from_secs(3), centred_and_framed)
+        .unwrap_or_else(|| {
+            panic!(
+                "{}",
+                failure(&node, &sim, "detections_3d: person B not centred")
+            )
+        });
+    assert_eq!(h.stat("aim_source_frame"), "body");
+
+    // 7. Bad input: a warning each, no motion, no crash.
     let before = h.commands();
     h.publish_box("nowhere_optical", (320.0, 240.0), (30.0, 90.0));
     h.publish_box(&h.camera.frame_id.clone(), (f64::NAN, 240.0), (30.0, 90.0));
@@ -542,6 +620,8 @@ fn the_node_aims_the_ptz_at_people() {
     h.look_at("body", Vector3::new(1.0, 0.0, -3.0));
     h.look_at("body", Vector3::new(f64::NAN, 0.0, 0.0));
     h.look_at("no_such_frame", Vector3::new(5.0, 0.0, 0.0));
+    h.publish_boxes_3d("body", &[Vector3::new(f64::NAN, 1.0, 0.0)]);
+    h.publish_boxes_3d("no_such_frame", &[Vector3::new(5.0, 0.0, 0.0)]);
     h.spin(Duration::from_secs(2));
     assert_eq!(h.commands(), before, "bad input moved the PTZ");
     let log = node.log();
@@ -551,6 +631,8 @@ fn the_node_aims_the_ptz_at_people() {
         "behind the robot",
         "outside the PTZ",
         "is not in TF",
+        "box centre is not a number",
+        "a detection in \"no_such_frame\" cannot be used",
     ] {
         assert!(
             log.contains(expected),
@@ -560,7 +642,152 @@ fn the_node_aims_the_ptz_at_people() {
     assert!(node_alive(&node), "the node died");
     drop(node);
 
+    auto_trigger_aims_first_and_goes_home(&mut h, &sim, domain);
     policies_choose_among_two_people(&mut h, &sim, domain);
+}
+
+/// Spins until this node's first `~/stats`: the previous node's last ones may still be queued,
+/// so it waits for one without a target (no detection was sent to this node yet).
+fn wait_for_fresh_stats(h: &mut Harness, node: &NodeProcess, sim: &Sim, what: &str) {
+    h.last_stats = None;
+    let fresh = |h: &Harness| {
+        h.last_stats
+            .as_ref()
+            .is_some_and(|stats| stat(stats, "aim_target_pan_deg").parse::<f64>().is_err())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fresh(h) && Instant::now() < deadline {
+        h.spin(Duration::from_millis(200));
+    }
+    assert!(
+        fresh(h),
+        "{}",
+        failure(node, sim, &format!("{what}: no ~/stats without a target"))
+    );
+}
+
+/// With `auto_trigger` and `initial_ptz_enabled`: the PTZ goes to the initial pose at start-up
+/// and no stream runs; a detection aims the PTZ and only then starts the stream (the simulator
+/// takes the PTZ target, 0.3 s late, before the node asks it for the SDP offer), and the stream's set-up
+/// does not turn the PTZ back; `trigger_timeout_secs` after the last detection, not before,
+/// the PTZ returns to the initial pose and the stream stops.
+fn auto_trigger_aims_first_and_goes_home(h: &mut Harness, sim: &Sim, domain: u32) {
+    const TIMEOUT_SECS: f64 = 5.0;
+    let person_b: Person = PERSON_B.parse().unwrap();
+    let node = NodeLaunch::new(domain, Some(sim))
+        .param(
+            "detection_camera_info_topics",
+            &format!("[\"{CAMERA_INFO_TOPIC}\"]"),
+        )
+        .param("ptz_mount_xyz", &format!("[0.0, 0.0, {MOUNT_Z_M}]"))
+        .param(
+            "target_height_fraction",
+            &TARGET_HEIGHT_FRACTION.to_string(),
+        )
+        .param("diagnostics_period_secs", "0.2")
+        .param("autostart", "false")
+        .param("auto_trigger", "true")
+        .param("trigger_timeout_secs", &TIMEOUT_SECS.to_string())
+        .param("initial_ptz_enabled", "true")
+        .param("initial_pan_deg", "0.0")
+        .param("initial_tilt_deg", "0.0")
+        .param("initial_zoom", "1.0")
+        .start();
+    wait_for_fresh_stats(h, &node, sim, "auto_trigger");
+    assert!(
+        h.wait_for_pan(0.0, Duration::from_secs(15)),
+        "{}",
+        failure(
+            &node,
+            sim,
+            "initial_ptz_enabled: the PTZ did not go to pan 0"
+        )
+    );
+    let zoom: f64 = h.stat("ptz_zoom").parse().unwrap();
+    assert!((zoom - 1.0).abs() < 0.01, "initial zoom: {zoom}");
+    h.last_image = None;
+    h.spin(Duration::from_secs(2));
+    assert!(
+        h.last_image.is_none(),
+        "the stream ran before any detection"
+    );
+    assert_eq!(h.stat("state"), "stopped");
+
+    // Detections of B at 5 Hz until B is centred and framed, the PTZ at rest on B (on the way,
+    // the long way round from 0° to 345° at 60°/s, it passes A).
+    let sim_log_start = sim.log().len();
+    let start = Instant::now();
+    let mut framed = false;
+    let mut last_sent = Instant::now();
+    while !framed && start.elapsed() < Duration::from_secs(15) {
+        last_sent = Instant::now();
+        h.detect(&person_b, &h.camera.frame_id.clone(), 0.0);
+        h.spin(Duration::from_millis(200));
+        let at_rest_on_b = h.last_stats.as_ref().is_some_and(|stats| {
+            let pan: f64 = stat(stats, "ptz_pan_deg").parse().unwrap_or(f64::NAN);
+            (pan - person_b.pan_deg).abs() < 0.5 && stat(stats, "ptz_moving") == "false"
+        });
+        framed = at_rest_on_b && h.last_image.as_ref().is_some_and(centred_and_framed);
+    }
+    assert!(
+        framed,
+        "{}",
+        failure(&node, sim, "auto_trigger: person B not centred")
+    );
+    let sim_log = sim.log();
+    let tail = &sim_log[sim_log_start..];
+    let aimed_at = tail.find("PTZ target set");
+    let offer_at = tail.find("offer sent");
+    assert!(
+        matches!((aimed_at, offer_at), (Some(a), Some(o)) if a < o),
+        "{}",
+        failure(
+            &node,
+            sim,
+            &format!(
+                "the stream was set up before the PTZ was aimed: PTZ target at {aimed_at:?}, offer at {offer_at:?}"
+            )
+        )
+    );
+
+    // Still aimed (and streaming) shortly before the timeout; home and stopped after it.
+    h.spin(Duration::from_secs_f64(TIMEOUT_SECS - 2.0));
+    let pan: f64 = h.stat("ptz_pan_deg").parse().unwrap();
+    assert!(
+        (pan - person_b.pan_deg).abs() < 0.5,
+        "{}",
+        failure(
+            &node,
+            sim,
+            &format!("left B before trigger_timeout_secs: pan {pan}")
+        )
+    );
+    assert_eq!(h.stat("state"), "streaming");
+    assert!(
+        h.wait_for_pan(0.0, Duration::from_secs(15)),
+        "{}",
+        failure(
+            &node,
+            sim,
+            "the PTZ did not go home after trigger_timeout_secs"
+        )
+    );
+    let home_after = last_sent.elapsed();
+    assert!(
+        home_after >= Duration::from_secs_f64(TIMEOUT_SECS),
+        "home after only {home_after:?}"
+    );
+    let zoom: f64 = h.stat("ptz_zoom").parse().unwrap();
+    assert!((zoom - 1.0).abs() < 0.01, "home zoom: {zoom}");
+    let stopped = Instant::now();
+    while h.stat("state") != "stopped" && stopped.elapsed() < Duration::from_secs(5) {}
+    assert_eq!(
+        h.stat("state"),
+        "stopped",
+        "{}",
+        failure(&node, sim, "the stream kept running")
+    );
+    drop(node);
 }
 
 fn node_alive(node: &NodeProcess) -> bool {
@@ -595,27 +822,7 @@ fn policies_choose_among_two_people(h: &mut Harness, sim: &Sim, domain: u32) {
             .param("aim_dwell_secs", "2.0")
             .param("trigger_timeout_secs", "600.0")
             .start();
-        // The previous node's last ~/stats may still be queued: wait for this node's, which
-        // has no target yet (no detection was sent to it).
-        h.last_stats = None;
-        let fresh = |h: &Harness| {
-            h.last_stats
-                .as_ref()
-                .is_some_and(|stats| stat(stats, "aim_target_pan_deg").parse::<f64>().is_err())
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !fresh(h) && Instant::now() < deadline {
-            h.spin(Duration::from_millis(200));
-        }
-        assert!(
-            fresh(h),
-            "{}",
-            failure(
-                &node,
-                sim,
-                &format!("{policy}: no ~/stats without a target")
-            )
-        );
+        wait_for_fresh_stats(h, &node, sim, policy);
         // Detections at 5 Hz for 9 s; record where the PTZ is told to look.
         let mut targets = Vec::new();
         let start = Instant::now();

@@ -355,6 +355,7 @@ async fn wait_for_services_follows_a_late_directory_and_its_authority() {
         options: SimGrpcOptions {
             spot_cam_authority: "spot-cam.spot.robot".to_string(),
             services_delay: Duration::from_millis(1500),
+            ..SimGrpcOptions::default()
         },
         ..SimSetup::default()
     })

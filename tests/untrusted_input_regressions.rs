@@ -121,6 +121,26 @@ fn decode_inputs_replay() {
     });
 }
 
+/// The crasher the `decode` fuzz target found in openh264 (a heap read past its per-macroblock
+/// buffers, upstream cisco/openh264 #3925): an access unit whose second SPS changes the size
+/// after the first picture's slices. The guard in front of openh264 must split it there and
+/// give the new sequence a new decoder (ASan in `scripts/fuzz-smoke` checks the memory side).
+#[test]
+fn an_sps_that_changes_the_size_mid_access_unit_gets_a_new_openh264_decoder() {
+    use spot_ptz_stream::media::openh264_decoder::Openh264Decoder;
+    let data =
+        read(&Path::new(FUZZ_DIR).join("regressions/decode/openh264_sps_change_mid_access_unit"));
+    let (_, units) = decode::parse(&data);
+    let mut decoder = Openh264Decoder::new().expect("decoder");
+    for unit in units {
+        let _ = decoder.decode(unit, |_| ());
+    }
+    assert!(
+        decoder.restarts() >= 1,
+        "the changed SPS did not restart openh264"
+    );
+}
+
 #[test]
 fn mp4_writer_inputs_replay() {
     replay("mp4_writer", |data| {

@@ -20,6 +20,7 @@ use spot_ptz_stream::media::buffer_pool::BufferPool;
 use spot_ptz_stream::media::convert::{self, ColorSpec, I420Planes};
 use spot_ptz_stream::media::decoder;
 use spot_ptz_stream::media::depacketizer::{Depacketizer, RtpInfo};
+use spot_ptz_stream::media::openh264_decoder::Openh264Decoder;
 use spot_ptz_stream::sim::camera::{self, EncodedFrame};
 use spot_ptz_stream::sim::state::StreamSettings;
 
@@ -96,13 +97,13 @@ fn decode(c: &mut Criterion) {
         let clip = clip(bitrate_bps);
         group.bench_function(format!("{}mbps_30_frames", bitrate_bps / 1_000_000), |b| {
             b.iter_batched(
-                || decoder::new_decoder().expect("decoder"),
+                || Openh264Decoder::new().expect("decoder"),
                 |mut h264| {
                     let mut pictures = 0;
                     for frame in &clip {
-                        if let Some(yuv) = h264.decode(&frame.data).expect("decoding") {
+                        let decoded = h264.decode(&frame.data, |yuv| black_box(yuv.dimensions()));
+                        if decoded.expect("decoding").is_some() {
                             pictures += 1;
-                            black_box(yuv.dimensions());
                         }
                     }
                     assert_eq!(pictures, FRAMES);
@@ -175,12 +176,11 @@ impl Picture {
 
 fn convert(c: &mut Criterion) {
     let clip = clip(BITRATES_BPS[0]);
-    let mut h264 = decoder::new_decoder().expect("decoder");
-    let yuv = h264
-        .decode(&clip[0].data)
+    let mut h264 = Openh264Decoder::new().expect("decoder");
+    let picture = h264
+        .decode(&clip[0].data, Picture::from_decoded)
         .expect("decoding")
         .expect("a picture from the IDR");
-    let picture = Picture::from_decoded(&yuv);
     let planes = picture.planes();
     let color = ColorSpec::default();
 

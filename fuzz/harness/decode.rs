@@ -1,6 +1,6 @@
 //! Harness of the `decode` fuzz target (also replayed by
 //! `tests/untrusted_input_regressions.rs`): arbitrary access units through the decoder
-//! thread's path, the openh264 decoder configured as the thread configures it, then the planes
+//! thread's path, openh264 behind the guard the thread uses (`Openh264Decoder`), then the planes
 //! of each picture (`planes_of`), a pixel buffer from the pool with the headroom, and the I420
 //! to bgr8 conversion; then (feature `libavcodec`) the same access units through libavcodec
 //! with its loss guard (the H.264 syntax reader of `media::h264`, a loss reported every eighth
@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use spot_ptz_stream::media::buffer_pool::BufferPool;
 use spot_ptz_stream::media::convert::{ColorMatrix, ColorRange, ColorSpec, i420_to_bgr8};
-use spot_ptz_stream::media::decoder::{DecodedFrame, new_decoder, planes_of};
+use spot_ptz_stream::media::decoder::{DecodedFrame, planes_of};
+use spot_ptz_stream::media::openh264_decoder::Openh264Decoder;
 
 /// Totals of one run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,52 +71,49 @@ pub fn run(data: &[u8]) -> Outcome {
     };
     let headroom = usize::from(settings >> 2) * 8;
     let mut outcome = Outcome::default();
-    let Ok(mut decoder) = new_decoder() else {
+    let Ok(mut decoder) = Openh264Decoder::new() else {
         return outcome;
     };
     let pool = BufferPool::new(2);
     for &unit in &units {
         outcome.access_units += 1;
-        let yuv = match decoder.decode(unit) {
-            Ok(Some(yuv)) => yuv,
-            Ok(None) => continue,
-            Err(_) => {
-                outcome.decode_errors += 1;
-                continue;
+        let decoded = decoder.decode(unit, |yuv| {
+            let planes = planes_of(yuv).expect("openh264 picture sizes fit u32");
+            let mut buffer = pool.take(headroom + planes.bgr8_len());
+            let bgr = buffer.get_mut(headroom..).unwrap_or_default();
+            if let Err(error) = i420_to_bgr8(&planes, color, bgr) {
+                panic!(
+                    "a decoded {}x{} picture (strides {}/{}/{}, planes {}/{}/{} bytes) does not convert: {error:?}",
+                    planes.width,
+                    planes.height,
+                    planes.y_stride,
+                    planes.u_stride,
+                    planes.v_stride,
+                    planes.y.len(),
+                    planes.u.len(),
+                    planes.v.len()
+                );
             }
-        };
-        let planes = planes_of(&yuv).expect("openh264 picture sizes fit u32");
-        let mut buffer = pool.take(headroom + planes.bgr8_len());
-        let bgr = buffer.get_mut(headroom..).unwrap_or_default();
-        if let Err(error) = i420_to_bgr8(&planes, color, bgr) {
-            panic!(
-                "a decoded {}x{} picture (strides {}/{}/{}, planes {}/{}/{} bytes) does not convert: {error:?}",
-                planes.width,
-                planes.height,
-                planes.y_stride,
-                planes.u_stride,
-                planes.v_stride,
-                planes.y.len(),
-                planes.u.len(),
-                planes.v.len()
+            let frame = DecodedFrame {
+                buffer,
+                headroom,
+                width: planes.width,
+                height: planes.height,
+                rtp_timestamp: 0,
+                first_arrival: Instant::now(),
+                decoded_at: Instant::now(),
+            };
+            assert_eq!(
+                frame.bgr().len(),
+                frame.width as usize * frame.height as usize * 3
             );
+            outcome.pictures += 1;
+            outcome.last_size_px = Some((frame.width, frame.height));
+            pool.give_back(frame.buffer);
+        });
+        if decoded.is_err() {
+            outcome.decode_errors += 1;
         }
-        let frame = DecodedFrame {
-            buffer,
-            headroom,
-            width: planes.width,
-            height: planes.height,
-            rtp_timestamp: 0,
-            first_arrival: Instant::now(),
-            decoded_at: Instant::now(),
-        };
-        assert_eq!(
-            frame.bgr().len(),
-            frame.width as usize * frame.height as usize * 3
-        );
-        outcome.pictures += 1;
-        outcome.last_size_px = Some((frame.width, frame.height));
-        pool.give_back(frame.buffer);
     }
     #[cfg(feature = "libavcodec")]
     {

@@ -17,10 +17,41 @@ use crate::aiming::selection::{Candidate, SelectionPolicy, TargetSelector};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sighting {
     pub point: Vector3<f64>,
-    pub box_area_px: f64,
+    /// How large the person looks from the PTZ base (their frontal area over the squared
+    /// distance), steradians: comparable between cameras and between 2D and 3D detections.
+    pub apparent_size_sr: f64,
     pub score: f64,
-    /// The camera that saw them (its frame id).
+    /// The camera (or 3D detector) that saw them: its frame id.
     pub source: String,
+}
+
+/// Nearer than this, the apparent size is taken at this distance (no division by zero).
+const MIN_DISTANCE_M: f64 = 0.1;
+
+impl Sighting {
+    /// A person at `point` (PTZ base frame) whose front is `frontal_area_m2`.
+    pub fn new(point: Vector3<f64>, frontal_area_m2: f64, score: f64, source: &str) -> Self {
+        let distance_m = point.norm().max(MIN_DISTANCE_M);
+        let area = if frontal_area_m2.is_finite() {
+            frontal_area_m2.abs()
+        } else {
+            0.0
+        };
+        Self {
+            point,
+            apparent_size_sr: area / (distance_m * distance_m),
+            score,
+            source: source.to_string(),
+        }
+    }
+}
+
+/// The frontal area of a 3D box (its full extents, metres): the product of its two largest
+/// extents, whichever way the box is turned (a standing person: height times width).
+pub fn frontal_area_m2(size_m: [f64; 3]) -> f64 {
+    let mut extents = size_m.map(|e| if e.is_finite() { e.abs() } else { 0.0 });
+    extents.sort_by(|a, b| b.total_cmp(a));
+    extents[0] * extents[1]
 }
 
 /// Everything the aimer needs.
@@ -98,7 +129,7 @@ impl Aimer {
                 Ok(command) => {
                     candidates.push(Candidate {
                         command,
-                        box_area_px: sighting.box_area_px,
+                        apparent_size_sr: sighting.apparent_size_sr,
                         score: sighting.score,
                     });
                     sources.push(sighting);
@@ -236,7 +267,7 @@ mod tests {
     fn sighting(x: f64, y: f64, area: f64) -> Sighting {
         Sighting {
             point: Vector3::new(x, y, 0.0),
-            box_area_px: area,
+            apparent_size_sr: area,
             score: 0.9,
             source: "cam".into(),
         }
@@ -262,6 +293,26 @@ mod tests {
             "home only once"
         );
         assert_eq!(aimer.status().commands_sent, 2);
+    }
+
+    #[test]
+    fn apparent_size_falls_with_the_square_of_the_distance_and_ignores_box_orientation() {
+        let person = frontal_area_m2([0.3, 0.5, 1.7]);
+        assert!((person - 0.85).abs() < 1e-12);
+        assert_eq!(frontal_area_m2([1.7, 0.3, 0.5]), person);
+        assert_eq!(frontal_area_m2([f64::NAN, -0.5, 1.7]), 0.85);
+        let near = Sighting::new(Vector3::new(2.0, 0.0, 0.0), person, 0.9, "a");
+        let far = Sighting::new(Vector3::new(0.0, 4.0, 0.0), person, 0.9, "a");
+        assert!((near.apparent_size_sr - 4.0 * far.apparent_size_sr).abs() < 1e-12);
+        assert!(
+            Sighting::new(Vector3::zeros(), person, 0.9, "a")
+                .apparent_size_sr
+                .is_finite()
+        );
+        assert_eq!(
+            Sighting::new(Vector3::x(), f64::NAN, 0.9, "a").apparent_size_sr,
+            0.0
+        );
     }
 
     #[test]

@@ -56,8 +56,8 @@ impl FromStr for PolicyName {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
     pub command: PtzCommand,
-    /// Box area in the detecting camera's pixels (the `largest` policy).
-    pub box_area_px: f64,
+    /// How large the person looks from the PTZ, steradians (the `largest` policy).
+    pub apparent_size_sr: f64,
     pub score: f64,
 }
 
@@ -116,9 +116,11 @@ impl TargetSelector {
                 });
                 return Some(i);
             }
-            (SelectionPolicy::Largest, None) => best_by(candidates, |c| c.box_area_px),
+            (SelectionPolicy::Largest, None) => best_by(candidates, |c| c.apparent_size_sr),
             (SelectionPolicy::HighestScore, None) => best_by(candidates, |c| c.score),
-            (SelectionPolicy::RoundRobin { .. }, None) => best_by(candidates, |c| c.box_area_px),
+            (SelectionPolicy::RoundRobin { .. }, None) => {
+                best_by(candidates, |c| c.apparent_size_sr)
+            }
         };
         self.current = Some(Current {
             pan_deg: candidates[chosen].command.pan_deg,
@@ -166,14 +168,14 @@ fn best_by(candidates: &[Candidate], key: impl Fn(&Candidate) -> f64) -> usize {
 mod tests {
     use super::*;
 
-    fn person(pan_deg: f64, box_area_px: f64, score: f64) -> Candidate {
+    fn person(pan_deg: f64, apparent_size_sr: f64, score: f64) -> Candidate {
         Candidate {
             command: PtzCommand {
                 pan_deg,
                 tilt_deg: 0.0,
                 zoom: 2.0,
             },
-            box_area_px,
+            apparent_size_sr,
             score,
         }
     }

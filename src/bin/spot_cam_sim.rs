@@ -122,6 +122,10 @@ struct Args {
     /// The Spot CAM services appear in the directory only this many seconds after start.
     #[arg(long, default_value_t = 0.0)]
     services_delay_secs: f64,
+    /// `SetPtzPosition` acts and answers only this many seconds after it arrives (a slow link
+    /// or a busy robot).
+    #[arg(long, default_value_t = 0.0)]
+    ptz_command_delay_secs: f64,
     /// A person in the world at this pan, tilt (degrees, the PTZ's convention: pan clockwise
     /// from forward, tilt up) and distance (metres) from the PTZ, drawn as a red box where the
     /// PTZ sees them. Repeat for several people.
@@ -251,6 +255,7 @@ impl Args {
             },
             resize_on_screen_change: self.resize_on_screen_change,
             services_delay: seconds("services-delay-secs", self.services_delay_secs)?,
+            ptz_command_delay: seconds("ptz-command-delay-secs", self.ptz_command_delay_secs)?,
         })
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! - libavcodec: [`crate::media::libavcodec`]'s loss guard withholds pictures until the next
 //!   IDR or completed intra-refresh recovery point;
-//! - openh264: access units are skipped until an IDR arrives or `resync_wait` passes.
+//! - openh264 ([`crate::media::openh264_decoder`], which guards it against SPS changes):
+//!   access units are skipped until an IDR arrives or `resync_wait` passes.
 //!
 //! While nobody consumes frames ([`Demand`] false) and no JPEG pictures are wanted
 //! ([`crate::media::jpeg`]), access units are dropped without decoding; when a consumer
@@ -20,8 +21,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use openh264::OpenH264API;
-use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource as _;
 
 use crate::media::buffer_pool::BufferPool;
@@ -31,6 +30,7 @@ use crate::media::handoff::{Demand, DropOldestQueue};
 use crate::media::jpeg::JpegTap;
 #[cfg(feature = "libavcodec")]
 use crate::media::libavcodec::{Decoded, LibavcodecDecoder, LibavcodecError};
+use crate::media::openh264_decoder::Openh264Decoder;
 use crate::stats::{StreamStats, bump};
 
 /// How long the decoder thread waits for input before checking again for shutdown.
@@ -170,19 +170,10 @@ pub fn spawn(
         .map_err(DecoderError::Thread)
 }
 
-/// An openh264 decoder configured as the decoder thread uses it (no flush after each frame).
-pub fn new_decoder() -> Result<Decoder, DecoderError> {
-    Decoder::with_api_config(
-        OpenH264API::from_source(),
-        DecoderConfig::new().flush_after_decode(Flush::NoFlush),
-    )
-    .map_err(|e| DecoderError::Create(e.to_string()))
-}
-
 /// The decoder the thread runs, with the state its loss handling needs.
 enum Backend {
     Openh264 {
-        decoder: Box<Decoder>,
+        decoder: Box<Openh264Decoder>,
         /// Set while skipping frames after a gap, waiting for an IDR.
         resync_since: Option<Instant>,
     },
@@ -194,7 +185,7 @@ impl Backend {
     fn new(kind: DecoderBackend) -> Result<Self, DecoderError> {
         match kind {
             DecoderBackend::Openh264 => Ok(Self::Openh264 {
-                decoder: Box::new(new_decoder()?),
+                decoder: Box::new(Openh264Decoder::new()?),
                 resync_since: None,
             }),
             #[cfg(feature = "libavcodec")]
@@ -266,12 +257,13 @@ impl Worker {
                         return;
                     }
                 }
-                let decoded = decoder.decode(&au.data);
+                let (settings, output) = (&self.settings, &mut self.output);
+                let decoded = decoder.decode(&au.data, |yuv| match planes_of(yuv) {
+                    Some(planes) => deliver(settings, output, &planes, &au),
+                    None => Outcome::Failed,
+                });
                 match decoded {
-                    Ok(Some(yuv)) => match planes_of(&yuv) {
-                        Some(planes) => deliver(&self.settings, &mut self.output, &planes, &au),
-                        None => Outcome::Failed,
-                    },
+                    Ok(Some(outcome)) => outcome,
                     Ok(None) => Outcome::Nothing,
                     Err(error) => {
                         tracing::debug!(%error, "H.264 decode error; asking for a keyframe");

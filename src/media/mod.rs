@@ -2,7 +2,8 @@
 //!
 //! [`reorder`] puts RTP packets back in order and waits a bounded time for retransmissions,
 //! [`depacketizer`] turns RTP into Annex-B access units, [`decoder`] decodes them on its own
-//! thread (FFmpeg's libavcodec through `libavcodec`, or openh264), [`convert`] turns the
+//! thread (FFmpeg's libavcodec through `libavcodec`, or openh264 behind the guard of
+//! [`openh264_decoder`]), [`convert`] turns the
 //! decoded I420 planes into bgr8, [`h264`] reads the bitstream syntax they need, [`handoff`]
 //! holds the bounded drop-oldest queues between the stages, and [`buffer_pool`] recycles the
 //! pixel buffers. Beside the bgr8 path: [`passthrough`] readies the camera's access units for
@@ -17,6 +18,7 @@ pub mod handoff;
 pub mod jpeg;
 #[cfg(feature = "libavcodec")]
 pub mod libavcodec;
+pub mod openh264_decoder;
 pub mod passthrough;
 pub mod reorder;
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! and out.
 //!
 //! In: `detections` (`vision_msgs/Detection2DArray` from a body camera, through that camera's
-//! `camera_info` on one of `detection_camera_info_topics`), `~/look_at`
+//! `camera_info` on one of `detection_camera_info_topics`), `detections_3d`
+//! (`vision_msgs/Detection3DArray`: box centres in any frame in TF), `~/look_at`
 //! (`geometry_msgs/PointStamped`, any frame in TF), `/tf` and `/tf_static`.
 //! Out: PTZ commands (through [`crate::aiming::ptz_driver`]), `~/ptz_state`
 //! (`sensor_msgs/JointState`: pan and tilt in radians in the PTZ's convention, zoom as a
@@ -19,16 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion};
+use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion, Vector3};
 use r2r::QosProfile;
 use r2r::builtin_interfaces::msg::Time;
 use r2r::geometry_msgs::msg::{PointStamped, Transform, TransformStamped};
 use r2r::sensor_msgs::msg::{CameraInfo, JointState};
 use r2r::std_msgs::msg::Header;
 use r2r::tf2_msgs::msg::TFMessage;
-use r2r::vision_msgs::msg::Detection2DArray;
 
-use crate::aiming::aimer::{AimConfig, AimStatus, Aimer, Sighting};
+use crate::aiming::aimer::{AimConfig, AimStatus, Aimer, Sighting, frontal_area_m2};
 use crate::aiming::camera_model::{CameraModelError, PinholeCamera};
 use crate::aiming::lens::LensModel;
 use crate::aiming::limiter::LimiterConfig;
@@ -38,6 +38,7 @@ use crate::aiming::tf_buffer::TfBuffer;
 use crate::node_params::{AimingParams, NodeParams};
 use crate::robot::{Credentials, RobotClient};
 use crate::ros::NodeError;
+use crate::ros::detections::{Detections, person_score};
 use crate::ros::messages::Stamper;
 use crate::shutdown::CancellationToken;
 
@@ -153,79 +154,88 @@ impl AimContext {
     }
 
     /// Aims at the people of one detection message; returns the command sent, if any.
-    pub fn on_detections(&self, message: &Detection2DArray) -> Option<PtzCommand> {
-        let frame = &message.header.frame_id;
-        let matching: Vec<_> = message
-            .detections
-            .iter()
-            .filter_map(|d| {
-                let best = d
-                    .results
-                    .iter()
-                    .filter(|r| self.class_ids.contains(&r.hypothesis.class_id))
-                    .map(|r| r.hypothesis.score)
-                    .fold(None, |best: Option<f64>, s| {
-                        Some(best.map_or(s, |b| b.max(s)))
-                    })?;
-                (best >= self.min_score).then_some((d, best))
-            })
+    pub fn on_detections(&self, message: &Detections) -> Option<PtzCommand> {
+        let header = message.header();
+        let frame = &header.frame_id;
+        let scores: Vec<Option<f64>> = message
+            .results()
+            .into_iter()
+            .map(|results| person_score(results, &self.class_ids, self.min_score))
             .collect();
-        if matching.is_empty() {
+        if scores.iter().all(Option::is_none) {
             return None;
         }
-        let camera = {
-            let cameras = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
-            cameras.get(frame).cloned()
-        };
-        let camera = match camera {
-            Some(Ok(camera)) => camera,
-            Some(Err(error)) => {
-                self.warn(
-                    &format!("a detection in {frame:?} cannot be used"),
-                    &format!("its camera_info: {error}"),
-                );
-                return None;
+        let what = format!("a detection in {frame:?} cannot be used");
+        // Each person's point in `frame` and frontal area.
+        let mut people: Vec<(Vector3<f64>, f64, f64)> = Vec::new();
+        match message {
+            Detections::Boxes2d(message) => {
+                let camera = {
+                    let cameras = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
+                    cameras.get(frame).cloned()
+                };
+                let camera = match camera {
+                    Some(Ok(camera)) => camera,
+                    Some(Err(error)) => {
+                        self.warn(&what, &format!("its camera_info: {error}"));
+                        return None;
+                    }
+                    None => {
+                        self.warn(
+                            &what,
+                            "no camera_info with this frame_id has arrived on detection_camera_info_topics",
+                        );
+                        return None;
+                    }
+                };
+                let person_height_m = self.params.person_height_m;
+                for (detection, score) in message.detections.iter().zip(&scores) {
+                    let Some(score) = *score else { continue };
+                    let bbox = &detection.bbox;
+                    let centre = (bbox.center.position.x, bbox.center.position.y);
+                    match camera.person_point(centre, bbox.size_y, person_height_m) {
+                        // The box's width at the person's depth, times their height.
+                        Ok(point) => people.push((
+                            point,
+                            bbox.size_x / camera.fx * point.z * person_height_m,
+                            score,
+                        )),
+                        Err(error) => self.warn(&what, &error.to_string()),
+                    }
+                }
             }
-            None => {
-                self.warn(
-                    &format!("a detection in {frame:?} cannot be used"),
-                    "no camera_info with this frame_id has arrived on detection_camera_info_topics",
-                );
-                return None;
+            Detections::Boxes3d(message) => {
+                for (detection, score) in message.detections.iter().zip(&scores) {
+                    let Some(score) = *score else { continue };
+                    let (p, size) = (&detection.bbox.center.position, &detection.bbox.size);
+                    let point = Vector3::new(p.x, p.y, p.z);
+                    if !point.iter().all(|x| x.is_finite()) {
+                        self.warn(&what, "its box centre is not a number");
+                        continue;
+                    }
+                    people.push((point, frontal_area_m2([size.x, size.y, size.z]), score));
+                }
             }
-        };
-        let stamp = duration_of(&message.header.stamp);
-        let base_t_camera = {
+        }
+        let stamp = duration_of(&header.stamp);
+        let base_t_frame = {
             let tf = self.tf.lock().unwrap_or_else(|p| p.into_inner());
             tf.lookup(&self.params.base_frame, frame, stamp)
         };
-        let base_t_camera = match base_t_camera {
+        let base_t_frame = match base_t_frame {
             Ok(t) => t,
             Err(error) => {
-                self.warn(
-                    &format!("a detection in {frame:?} cannot be used"),
-                    &error.to_string(),
-                );
+                self.warn(&what, &error.to_string());
                 return None;
             }
         };
-        let mut sightings = Vec::new();
-        for (detection, score) in matching {
-            let bbox = &detection.bbox;
-            let centre = (bbox.center.position.x, bbox.center.position.y);
-            match camera.person_point(centre, bbox.size_y, self.params.person_height_m) {
-                Ok(point) => sightings.push(Sighting {
-                    point: base_t_camera.transform_point(&Point3::from(point)).coords,
-                    box_area_px: bbox.size_x * bbox.size_y,
-                    score,
-                    source: frame.clone(),
-                }),
-                Err(error) => self.warn(
-                    &format!("a detection in {frame:?} cannot be used"),
-                    &error.to_string(),
-                ),
-            }
-        }
+        let sightings: Vec<Sighting> = people
+            .into_iter()
+            .map(|(point, area_m2, score)| {
+                let in_base = base_t_frame.transform_point(&Point3::from(point)).coords;
+                Sighting::new(in_base, area_m2, score, frame)
+            })
+            .collect();
         let (command, refused) = self
             .aimer
             .lock()
@@ -367,6 +377,18 @@ pub fn start(
         params.initial_ptz_name.clone(),
         shutdown.clone(),
     );
+    let home = PtzCommand {
+        pan_deg: crate::aiming::pointing::normalize_deg(params.initial_pan_deg),
+        tilt_deg: params.initial_tilt_deg,
+        zoom: params.initial_zoom,
+    };
+    if params.initial_ptz_enabled {
+        tracing::info!(
+            ?home,
+            "initial_ptz_enabled: moving the PTZ to the initial pose"
+        );
+        driver.command(home);
+    }
     let config = AimConfig {
         pointing: Pointing {
             pan_offset_deg: aiming.pan_offset_deg,
@@ -384,11 +406,7 @@ pub fn start(
         },
         policy: aiming.policy,
         keep_within_deg: aiming.keep_within_deg,
-        home: Some(PtzCommand {
-            pan_deg: crate::aiming::pointing::normalize_deg(params.initial_pan_deg),
-            tilt_deg: params.initial_tilt_deg,
-            zoom: params.initial_zoom,
-        }),
+        home: Some(home),
         home_after: params.trigger_timeout,
     };
     let context = Arc::new(AimContext {

@@ -2,11 +2,13 @@
 //!
 //! Publishes `image_raw` (bgr8) and `camera_info` with identical headers, the compressed
 //! outputs `image_raw/compressed`, `image_raw/ffmpeg` and `image_raw/foxglove`
-//! ([`compressed`]), `~/stats` and `/diagnostics`; serves `~/start_stream` and `~/stop_stream`; subscribes to `detections`
-//! for auto-triggering. Everything else lives in the ROS-free library.
+//! ([`compressed`]), `~/stats` and `/diagnostics`; serves `~/start_stream` and `~/stop_stream`;
+//! subscribes to `detections` and `detections_3d` ([`detections`]) to start the stream and to
+//! aim the PTZ ([`aiming`]). Everything else lives in the ROS-free library.
 
 pub mod aiming;
 pub mod compressed;
+pub mod detections;
 pub mod image_cdr;
 pub mod logging;
 pub mod messages;
@@ -37,7 +39,7 @@ use crate::stream::{
     self, AccessUnitTap, AdaptiveBitrateConfig, InitialPtz, JpegOutput, PrepareConfig,
     StreamConfig, StreamHandle, StreamState,
 };
-use crate::trigger::{AutoTrigger, Hypothesis, TriggerAction, TriggerConfig};
+use crate::trigger::{AutoTrigger, TriggerAction, TriggerConfig};
 
 /// The node's name (launch files may remap it).
 pub const NODE_NAME: &str = "spot_ptz_stream";
@@ -202,7 +204,10 @@ fn stream_config(
             screen: params.screen.clone(),
             target_bitrate_bps: params.target_bitrate_bps,
             idr_interval_frames: params.idr_interval_frames,
-            ptz: params.initial_ptz_enabled.then(|| InitialPtz {
+            // With aiming, the aimer owns the PTZ (it sends the initial pose once at start-up):
+            // a session's set-up must not turn the camera away from the person it was just
+            // aimed at, nor back at every reconnect.
+            ptz: (params.initial_ptz_enabled && !params.aiming.enabled).then(|| InitialPtz {
                 name: params.initial_ptz_name.clone(),
                 pan_deg: Some(params.initial_pan_deg as f32),
                 tilt_deg: Some(params.initial_tilt_deg as f32),
@@ -326,12 +331,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let stop_srv = node
         .create_service::<Trigger::Service>("~/stop_stream", QosProfile::services_default())
         .map_err(ros("creating ~/stop_stream"))?;
-    let detections = node
-        .subscribe::<r2r::vision_msgs::msg::Detection2DArray>(
-            "detections",
-            QosProfile::sensor_data(),
-        )
-        .map_err(ros("subscribing to detections"))?;
+    let detections = detections::subscribe(&mut node)?;
     let full_name = node
         .fully_qualified_name()
         .unwrap_or_else(|_| format!("/{NODE_NAME}"));
@@ -690,7 +690,7 @@ async fn follow_detections(
     handle: StreamHandle,
     trigger: Arc<Mutex<AutoTrigger>>,
     aim: Option<Arc<aiming::AimContext>>,
-    mut detections: impl futures::Stream<Item = r2r::vision_msgs::msg::Detection2DArray> + Unpin,
+    mut detections: impl futures::Stream<Item = detections::Detections> + Unpin,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -703,13 +703,7 @@ async fn follow_detections(
             message = detections.next() => {
                 let Some(message) = message else { return };
                 aimed = aim.as_ref().and_then(|a| a.on_detections(&message)).is_some();
-                let hypotheses: Vec<Hypothesis> = message
-                    .detections
-                    .iter()
-                    .flat_map(|d| d.results.iter())
-                    .map(|r| Hypothesis { class_id: r.hypothesis.class_id.clone(), score: r.hypothesis.score })
-                    .collect();
-                trigger.lock().unwrap_or_else(|p| p.into_inner()).on_detections(&hypotheses, Instant::now())
+                trigger.lock().unwrap_or_else(|p| p.into_inner()).on_detections(&message.hypotheses(), Instant::now())
             }
         };
         match action {

@@ -75,6 +75,9 @@ pub struct SimGrpcOptions {
     pub spot_cam_authority: String,
     /// The `spot-cam-*` services register this long after start-up (0 = at once).
     pub services_delay: Duration,
+    /// `SetPtzPosition` acts (and answers) only this long after it arrives: a slow link or a
+    /// busy robot (0 = at once).
+    pub ptz_command_delay: Duration,
 }
 
 impl Default for SimGrpcOptions {
@@ -82,6 +85,7 @@ impl Default for SimGrpcOptions {
         SimGrpcOptions {
             spot_cam_authority: API_AUTHORITY.to_string(),
             services_delay: Duration::ZERO,
+            ptz_command_delay: Duration::ZERO,
         }
     }
 }
@@ -817,6 +821,7 @@ impl cam::stream_quality_service_server::StreamQualityService
 struct PtzSvc {
     state: Arc<SimState>,
     focus: Setting<cam::PtzFocusState>,
+    command_delay: Duration,
 }
 
 fn limits_pb(limits: Option<(f32, f32)>) -> Option<cam::ptz_description::Limits> {
@@ -874,6 +879,9 @@ fn requested_name(ptz: Option<&cam::PtzDescription>) -> &str {
 handlers! {
 impl cam::ptz_service_server::PtzService for PtzSvc, messages in cam {
     fn set_ptz_position(&self, req: SetPtzPositionRequest, received) -> SetPtzPositionResponse {
+        if !self.command_delay.is_zero() {
+            tokio::time::sleep(self.command_delay).await;
+        }
         match self.move_to(req.position.unwrap_or_default()) {
             Ok(position) => cam::SetPtzPositionResponse {
                 header: ok_header(req.header, received),
@@ -1160,6 +1168,7 @@ pub async fn serve_grpc_with_options(
         )
         .add_service(cam::ptz_service_server::PtzServiceServer::new(PtzSvc {
             state,
+            command_delay: options.ptz_command_delay,
             focus: Setting::new(cam::PtzFocusState {
                 mode: cam::ptz_focus_state::PtzFocusMode::PtzFocusAuto as i32,
                 focus_position: None,
@@ -1246,6 +1255,7 @@ mod tests {
         let dir = Directory::new(&SimGrpcOptions {
             spot_cam_authority: "cam.spot.robot".to_string(),
             services_delay: Duration::from_secs(3600),
+            ..SimGrpcOptions::default()
         });
         assert_eq!(dir.visible().len(), 2);
         assert!(
@@ -1259,6 +1269,7 @@ mod tests {
         let now = Directory::new(&SimGrpcOptions {
             spot_cam_authority: "cam.spot.robot".to_string(),
             services_delay: Duration::ZERO,
+            ..SimGrpcOptions::default()
         });
         assert!(
             now.route("cam.spot.robot", "bosdyn.api.spot_cam.PtzService")

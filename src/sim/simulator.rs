@@ -48,6 +48,8 @@ pub struct SimConfig {
     pub encoder: EncoderKind,
     pub resize_on_screen_change: bool,
     pub services_delay: Duration,
+    /// `SetPtzPosition` acts and answers this long after it arrives.
+    pub ptz_command_delay: Duration,
     /// People in the world (see [`crate::sim::people`]).
     pub people: Vec<crate::sim::people::Person>,
     /// The PTZ camera's field of view against zoom.
@@ -99,6 +101,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
 
     let grpc_options = robot_services::SimGrpcOptions {
         services_delay: config.services_delay,
+        ptz_command_delay: config.ptz_command_delay,
         ..robot_services::SimGrpcOptions::default()
     };
     let signalling_hosts = vec![config.bind.to_string(), "localhost".to_string()];
