@@ -13,6 +13,12 @@ pub struct Hypothesis {
     pub score: f64,
 }
 
+/// Whether a hypothesis names one of `class_ids` with a score of at least `min_score`: a
+/// person, for the trigger and for aiming alike.
+pub fn is_wanted(class_ids: &[String], min_score: f64, class_id: &str, score: f64) -> bool {
+    score >= min_score && class_ids.iter().any(|id| id == class_id)
+}
+
 /// What the trigger wants done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TriggerAction {
@@ -59,7 +65,12 @@ impl AutoTrigger {
             self.last_detection = Some((now, best.class_id.clone()));
         }
         let matched = hypotheses.iter().any(|h| {
-            h.score >= self.config.min_score && self.config.class_ids.contains(&h.class_id)
+            is_wanted(
+                &self.config.class_ids,
+                self.config.min_score,
+                &h.class_id,
+                h.score,
+            )
         });
         if !(self.config.enabled && matched) {
             return TriggerAction::Nothing;

@@ -54,24 +54,28 @@ fn new_decoder() -> Result<Decoder, DecoderError> {
 }
 
 /// One part of an access unit, as openh264 is to be given it.
-enum Part<'a> {
-    /// The caller's bytes, unchanged.
-    Whole(&'a [u8]),
-    /// Rebuilt from these NAL units.
-    Nals(Vec<&'a [u8]>),
+struct Part<'a> {
+    nals: Vec<&'a [u8]>,
+    /// Its last SPS, if it has one.
+    last_sps: Option<&'a [u8]>,
 }
 
 /// Splits an access unit's NAL units where a parameter set or delimiter follows a slice, and
-/// leaves out SPSs that do not parse. `None`: nothing to change.
-fn split(access_unit: &[u8]) -> Option<Vec<Vec<&[u8]>>> {
-    let mut parts: Vec<Vec<&[u8]>> = vec![Vec::new()];
+/// leaves out SPSs that do not parse; also says whether that changed anything (when not, the
+/// caller's bytes can be given as they are).
+fn split(access_unit: &[u8]) -> (Vec<Part<'_>>, bool) {
+    let new_part = || Part {
+        nals: Vec::new(),
+        last_sps: None,
+    };
+    let mut parts = vec![new_part()];
     let mut changed = false;
     let mut after_slice = false;
     for nal in annex_b_nal_units(access_unit) {
         let kind = nal_kind(nal);
         let starts_unit = matches!(kind, NAL_SPS | NAL_PPS | NAL_ACCESS_UNIT_DELIMITER);
         if starts_unit && after_slice {
-            parts.push(Vec::new());
+            parts.push(new_part());
             after_slice = false;
             changed = true;
         }
@@ -81,10 +85,13 @@ fn split(access_unit: &[u8]) -> Option<Vec<Vec<&[u8]>>> {
         }
         after_slice |= (NAL_SLICE..=NAL_IDR).contains(&kind);
         if let Some(part) = parts.last_mut() {
-            part.push(nal);
+            part.nals.push(nal);
+            if kind == NAL_SPS {
+                part.last_sps = Some(nal);
+            }
         }
     }
-    changed.then_some(parts)
+    (parts, changed)
 }
 
 impl Openh264Decoder {
@@ -109,29 +116,25 @@ impl Openh264Decoder {
         access_unit: &[u8],
         mut on_picture: impl FnMut(&DecodedYUV<'_>) -> R,
     ) -> Result<Option<R>, Openh264Error> {
-        let parts = match split(access_unit) {
-            None => vec![Part::Whole(access_unit)],
-            Some(parts) => parts.into_iter().map(Part::Nals).collect(),
-        };
+        let (parts, changed) = split(access_unit);
         let mut result = None;
         let mut error = None;
         let mut buffer = Vec::new();
-        for part in parts {
-            let bytes = match &part {
-                Part::Whole(bytes) => *bytes,
-                Part::Nals(nals) => {
-                    buffer.clear();
-                    for nal in nals {
-                        buffer.extend_from_slice(&START_CODE);
-                        buffer.extend_from_slice(nal);
-                    }
-                    &buffer[..]
+        for part in &parts {
+            let bytes = if changed {
+                buffer.clear();
+                for nal in &part.nals {
+                    buffer.extend_from_slice(&START_CODE);
+                    buffer.extend_from_slice(nal);
                 }
+                &buffer[..]
+            } else {
+                access_unit
             };
             if bytes.is_empty() {
                 continue;
             }
-            self.restart_on_new_sps(bytes)
+            self.restart_on_new_sps(part.last_sps)
                 .map_err(|e| Openh264Error(e.to_string()))?;
             match self.decoder.decode(bytes) {
                 Ok(Some(yuv)) => result = Some(on_picture(&yuv)),
@@ -147,12 +150,9 @@ impl Openh264Decoder {
         }
     }
 
-    /// A new decoder when `part` has an SPS other than the last one given to the decoder.
-    fn restart_on_new_sps(&mut self, part: &[u8]) -> Result<(), DecoderError> {
-        let Some(sps) = annex_b_nal_units(part)
-            .filter(|nal| nal_kind(nal) == NAL_SPS)
-            .last()
-        else {
+    /// A new decoder when `sps` (a part's last SPS) is not the last one given to the decoder.
+    fn restart_on_new_sps(&mut self, sps: Option<&[u8]>) -> Result<(), DecoderError> {
+        let Some(sps) = sps else {
             return Ok(());
         };
         match &self.last_sps {
@@ -220,9 +220,10 @@ mod tests {
         let (au, _) = test_stream::encode(160, 96, 1).remove(0);
         let mut broken = vec![0, 0, 0, 1, 0x67, 0xff];
         broken.extend_from_slice(&au);
-        let parts = split(&broken).expect("changed");
+        let (parts, changed) = split(&broken);
+        assert!(changed);
         assert_eq!(parts.len(), 1);
-        assert!(parts[0].iter().all(|nal| nal != &[0x67, 0xff]));
+        assert!(parts[0].nals.iter().all(|nal| nal != &[0x67, 0xff]));
         let mut decoder = Openh264Decoder::new().unwrap();
         assert!(decoder.decode(&broken, |_| ()).unwrap().is_some());
     }

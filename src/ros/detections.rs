@@ -7,7 +7,7 @@ use r2r::std_msgs::msg::Header;
 use r2r::vision_msgs::msg::{Detection2DArray, Detection3DArray, ObjectHypothesisWithPose};
 
 use crate::ros::NodeError;
-use crate::trigger::Hypothesis;
+use crate::trigger::{Hypothesis, is_wanted};
 
 /// One detection message, of either kind.
 #[derive(Clone, Debug)]
@@ -62,9 +62,15 @@ pub fn person_score(
 ) -> Option<f64> {
     results
         .iter()
-        .filter(|r| class_ids.contains(&r.hypothesis.class_id))
+        .filter(|r| {
+            is_wanted(
+                class_ids,
+                min_score,
+                &r.hypothesis.class_id,
+                r.hypothesis.score,
+            )
+        })
         .map(|r| r.hypothesis.score)
-        .filter(|score| *score >= min_score)
         .max_by(f64::total_cmp)
 }
 
