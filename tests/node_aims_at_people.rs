@@ -435,8 +435,50 @@ fn save_picture(image: Option<&r2r::sensor_msgs::msg::Image>, name: &str) {
         .expect("png");
 }
 
+/// The node as every part of this test runs it: the simulated body camera's camera_info, the
+/// PTZ mounted `MOUNT_Z_M` above the body origin, `~/stats` every 0.2 s.
+fn aiming_node(domain: u32, sim: &Sim) -> NodeLaunch<'_> {
+    NodeLaunch::new(domain, Some(sim))
+        .param(
+            "detection_camera_info_topics",
+            &format!("[\"{CAMERA_INFO_TOPIC}\"]"),
+        )
+        .param("ptz_mount_xyz", &format!("[0.0, 0.0, {MOUNT_Z_M}]"))
+        .param(
+            "target_height_fraction",
+            &TARGET_HEIGHT_FRACTION.to_string(),
+        )
+        .param("diagnostics_period_secs", "0.2")
+}
+
 fn failure(node: &NodeProcess, sim: &Sim, what: &str) -> String {
     format!("{what}\nnode log:\n{}\nsim log:\n{}", node.log(), sim.log())
+}
+
+/// Spins until the PTZ has turned to `person` and stopped, then until `image_raw` shows them
+/// centred and framed; fails with `what` and the logs otherwise.
+fn turns_to_and_frames(
+    h: &mut Harness,
+    node: &NodeProcess,
+    sim: &Sim,
+    person: &Person,
+    what: &str,
+) {
+    assert!(
+        h.wait_for_pan(person.pan_deg, Duration::from_secs(10)),
+        "{}",
+        failure(
+            node,
+            sim,
+            &format!("{what}: the PTZ did not turn to the person")
+        )
+    );
+    assert!(
+        h.spin_until_image(Duration::from_secs(3), centred_and_framed)
+            .is_some(),
+        "{}",
+        failure(node, sim, &format!("{what}: the person is not centred"))
+    );
 }
 
 #[test]
@@ -453,17 +495,7 @@ fn the_node_aims_the_ptz_at_people() {
         "--ptz-command-delay-secs",
         "0.3",
     ]);
-    let node = NodeLaunch::new(domain, Some(&sim))
-        .param(
-            "detection_camera_info_topics",
-            &format!("[\"{CAMERA_INFO_TOPIC}\"]"),
-        )
-        .param("ptz_mount_xyz", &format!("[0.0, 0.0, {MOUNT_Z_M}]"))
-        .param(
-            "target_height_fraction",
-            &TARGET_HEIGHT_FRACTION.to_string(),
-        )
-        .param("diagnostics_period_secs", "0.2")
+    let node = aiming_node(domain, &sim)
         .param("trigger_timeout_secs", "600.0")
         .start();
     let mut h = Harness::new();
@@ -554,18 +586,7 @@ fn the_node_aims_the_ptz_at_people() {
     // 5. ~/look_at in the body frame: person B; then in the body camera's optical frame: A.
     let b_in_body = person_b.position() + Vector3::new(0.0, 0.0, MOUNT_Z_M);
     h.look_at("body", b_in_body);
-    assert!(
-        h.wait_for_pan(person_b.pan_deg, Duration::from_secs(10)),
-        "{}",
-        failure(&node, &sim, "look_at in body: the PTZ did not turn to B")
-    );
-    h.spin_until_image(Duration::from_secs(3), centred_and_framed)
-        .unwrap_or_else(|| {
-            panic!(
-                "{}",
-                failure(&node, &sim, "look_at in body: person B not centred")
-            )
-        });
+    turns_to_and_frames(&mut h, &node, &sim, &person_b, "look_at in body: B");
     let a_in_camera = h
         .camera
         .body_t_optical
@@ -573,43 +594,19 @@ fn the_node_aims_the_ptz_at_people() {
             person_a.position() + Vector3::new(0.0, 0.0, MOUNT_Z_M),
         ));
     h.look_at(&h.camera.frame_id.clone(), a_in_camera.coords);
-    assert!(
-        h.wait_for_pan(person_a.pan_deg, Duration::from_secs(10)),
-        "{}",
-        failure(
-            &node,
-            &sim,
-            "look_at in the camera frame: the PTZ did not turn to A"
-        )
+    turns_to_and_frames(
+        &mut h,
+        &node,
+        &sim,
+        &person_a,
+        "look_at in the camera frame: A",
     );
-    h.spin_until_image(Duration::from_secs(3), centred_and_framed)
-        .unwrap_or_else(|| {
-            panic!(
-                "{}",
-                failure(
-                    &node,
-                    &sim,
-                    "look_at in the camera frame: person A not centred"
-                )
-            )
-        });
     let pan: f64 = h.stat("ptz_pan_deg").parse().unwrap();
     assert!((pan - person_a.pan_deg).abs() < 0.5, "pan {pan}");
 
     // 6. A 3D detection (a box centre in the body frame) aims at person B.
     h.publish_boxes_3d("body", &[b_in_body]);
-    assert!(
-        h.wait_for_pan(person_b.pan_deg, Duration::from_secs(10)),
-        "{}",
-        failure(&node, &sim, "detections_3d: the PTZ did not turn to B")
-    );
-    h.spin_until_image(Duration::from_secs(3), centred_and_framed)
-        .unwrap_or_else(|| {
-            panic!(
-                "{}",
-                failure(&node, &sim, "detections_3d: person B not centred")
-            )
-        });
+    turns_to_and_frames(&mut h, &node, &sim, &person_b, "detections_3d: B");
     assert_eq!(h.stat("aim_source_frame"), "body");
 
     // 7. Bad input: a warning each, no motion, no crash.
@@ -674,17 +671,7 @@ fn wait_for_fresh_stats(h: &mut Harness, node: &NodeProcess, sim: &Sim, what: &s
 fn auto_trigger_aims_first_and_goes_home(h: &mut Harness, sim: &Sim, domain: u32) {
     const TIMEOUT_SECS: f64 = 5.0;
     let person_b: Person = PERSON_B.parse().unwrap();
-    let node = NodeLaunch::new(domain, Some(sim))
-        .param(
-            "detection_camera_info_topics",
-            &format!("[\"{CAMERA_INFO_TOPIC}\"]"),
-        )
-        .param("ptz_mount_xyz", &format!("[0.0, 0.0, {MOUNT_Z_M}]"))
-        .param(
-            "target_height_fraction",
-            &TARGET_HEIGHT_FRACTION.to_string(),
-        )
-        .param("diagnostics_period_secs", "0.2")
+    let node = aiming_node(domain, sim)
         .param("autostart", "false")
         .param("auto_trigger", "true")
         .param("trigger_timeout_secs", &TIMEOUT_SECS.to_string())
@@ -811,13 +798,7 @@ fn policies_choose_among_two_people(h: &mut Harness, sim: &Sim, domain: u32) {
         ("highest_score", &[a][..]),
         ("round_robin", &[a, b][..]),
     ] {
-        let node = NodeLaunch::new(domain, Some(sim))
-            .param(
-                "detection_camera_info_topics",
-                &format!("[\"{CAMERA_INFO_TOPIC}\"]"),
-            )
-            .param("ptz_mount_xyz", &format!("[0.0, 0.0, {MOUNT_Z_M}]"))
-            .param("diagnostics_period_secs", "0.2")
+        let node = aiming_node(domain, sim)
             .param("aim_policy", policy)
             .param("aim_dwell_secs", "2.0")
             .param("trigger_timeout_secs", "600.0")
