@@ -257,8 +257,8 @@ def add_cpu_and_memory(result, in_window, frames, wall_secs):
         result["cpu_ms_per_frame"] = 1e3 * cpu_secs / frames
     steady = in_window[len(in_window) // 2:]
     result["rss_steady_mb"] = statistics.median(s[2] for s in steady) / 1024
-    # Of which shared memory: the DDS transport's segment (64 MiB with ros-env.sh's
-    # profile), filled by the images on their way out and shared with the readers.
+    # Of which shared memory: the DDS transport's segment (32 MiB: the node's own
+    # profile, src/ros/middleware.rs), filled by the images on their way out, shared with readers.
     result["rss_shared_memory_mb"] = statistics.median(s[4] for s in steady) / 1024
     result["rss_private_steady_mb"] = result["rss_steady_mb"] - result["rss_shared_memory_mb"]
 

@@ -10,7 +10,8 @@
 //!    WebRTC uses) and [`camera_link::peer`] (the peer-connection set-up shared with the
 //!    simulated camera).
 //! 3. [`media`] — the media path: [`media::depacketizer`] (RTP → Annex-B access units, loss
-//!    detection), [`media::decoder`] (H.264 on its own thread), [`media::convert`] (I420 →
+//!    detection), [`media::decoder`] (H.264 on its own thread; [`media::catch_up`] keeps what a
+//!    new consumer's first picture needs while nobody watches), [`media::convert`] (I420 →
 //!    bgr8), [`media::handoff`] (bounded drop-oldest queues between the stages) and
 //!    [`media::buffer_pool`] (pixel buffers that come back once published).
 //! 4. [`stream`] — the state machine tying the rooms together, with reconnects and

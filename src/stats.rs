@@ -23,7 +23,10 @@ pub struct StreamStats {
     pub rtp_packets_too_late: AtomicU64,
     /// The camera's current target bitrate (a gauge; 0 until the stream is prepared).
     pub target_bitrate_bps: AtomicU64,
-    /// Complete access units out of the depacketizer.
+    /// Whole access units the depacketizer assembled. Each ends in exactly one of
+    /// `frames_not_decoded`, `frames_dropped_before_decoding`, `frames_awaiting_keyframe`,
+    /// `frames_withheld`, `decode_errors`, `frames_caught_up` and `frames_decoded`
+    /// ([`StatsSnapshot::frames_accounted`]).
     pub frames_received: AtomicU64,
     /// Frames given up on because a packet was lost or malformed.
     pub frames_incomplete: AtomicU64,
@@ -31,13 +34,24 @@ pub struct StreamStats {
     pub frames_oversized: AtomicU64,
     /// Times the camera's RTP sequence numbers jumped and the receiver followed them.
     pub rtp_sequence_resyncs: AtomicU64,
+    /// Access units that became a picture (then published, dropped by `frames_dropped`, or
+    /// made into JPEG only).
     pub frames_decoded: AtomicU64,
+    /// Access units that gave no picture: the decoder (or, before it, the depacketizer) was
+    /// waiting for a keyframe (an IDR or a completed intra-refresh wave), or they held only
+    /// parameter sets.
+    pub frames_awaiting_keyframe: AtomicU64,
+    /// Access units decoded only to reach the current picture for a new consumer (the
+    /// pictures before it were not output; see `media::catch_up`).
+    pub frames_caught_up: AtomicU64,
+    /// Access units dropped because the decoder was behind (its bounded input queue).
+    pub frames_dropped_before_decoding: AtomicU64,
     /// Decoded pictures not output because they may show damage (libavcodec's loss guard).
     pub frames_withheld: AtomicU64,
     /// Access units not decoded because nobody consumed frames (no `image_raw` subscriber).
     pub frames_not_decoded: AtomicU64,
     pub frames_published: AtomicU64,
-    /// Frames dropped by the node's bounded queues (decoder input or publisher input).
+    /// Decoded pictures dropped because the publisher was behind (its bounded queue).
     pub frames_dropped: AtomicU64,
     pub decode_errors: AtomicU64,
     pub keyframe_requests: AtomicU64,
@@ -107,6 +121,9 @@ impl StreamStats {
             frames_oversized: load(&self.frames_oversized),
             rtp_sequence_resyncs: load(&self.rtp_sequence_resyncs),
             frames_decoded: load(&self.frames_decoded),
+            frames_awaiting_keyframe: load(&self.frames_awaiting_keyframe),
+            frames_caught_up: load(&self.frames_caught_up),
+            frames_dropped_before_decoding: load(&self.frames_dropped_before_decoding),
             frames_withheld: load(&self.frames_withheld),
             frames_not_decoded: load(&self.frames_not_decoded),
             frames_published: load(&self.frames_published),
@@ -153,6 +170,9 @@ pub struct StatsSnapshot {
     pub frames_oversized: u64,
     pub rtp_sequence_resyncs: u64,
     pub frames_decoded: u64,
+    pub frames_awaiting_keyframe: u64,
+    pub frames_caught_up: u64,
+    pub frames_dropped_before_decoding: u64,
     pub frames_withheld: u64,
     pub frames_not_decoded: u64,
     pub frames_published: u64,
@@ -173,6 +193,22 @@ pub struct StatsSnapshot {
     pub latency_p99_ms: Option<f64>,
     pub width: u32,
     pub height: u32,
+}
+
+impl StatsSnapshot {
+    /// The received access units whose fate is known: every one ends in exactly one of these
+    /// counters. While streaming, `frames_received` is ahead by the few in flight (queued for
+    /// or in the decoder, or kept to catch a new consumer up); once a session has ended the
+    /// two are equal.
+    pub fn frames_accounted(&self) -> u64 {
+        self.frames_not_decoded
+            + self.frames_dropped_before_decoding
+            + self.frames_awaiting_keyframe
+            + self.frames_withheld
+            + self.decode_errors
+            + self.frames_caught_up
+            + self.frames_decoded
+    }
 }
 
 /// Rates between two snapshots.

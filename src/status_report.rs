@@ -77,6 +77,22 @@ pub fn build(
         ("state", status.state.as_str().to_string()),
         ("frames_received", snapshot.frames_received.to_string()),
         ("frames_decoded", snapshot.frames_decoded.to_string()),
+        (
+            "frames_awaiting_keyframe",
+            snapshot.frames_awaiting_keyframe.to_string(),
+        ),
+        ("frames_caught_up", snapshot.frames_caught_up.to_string()),
+        (
+            "frames_dropped_before_decoding",
+            snapshot.frames_dropped_before_decoding.to_string(),
+        ),
+        (
+            "frames_in_flight",
+            snapshot
+                .frames_received
+                .saturating_sub(snapshot.frames_accounted())
+                .to_string(),
+        ),
         ("frames_withheld", snapshot.frames_withheld.to_string()),
         (
             "frames_not_decoded",

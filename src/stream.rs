@@ -606,6 +606,18 @@ impl StreamTask {
                 now.frames_oversized,
                 before.frames_oversized,
             ),
+            // Whole frames the depacketizer held back until SPS/PPS and a decodable start:
+            // received, and gave no picture.
+            (
+                &stats.frames_received,
+                now.frames_waiting_for_keyframe,
+                before.frames_waiting_for_keyframe,
+            ),
+            (
+                &stats.frames_awaiting_keyframe,
+                now.frames_waiting_for_keyframe,
+                before.frames_waiting_for_keyframe,
+            ),
             (
                 &stats.rtp_sequence_resyncs,
                 now.sequence_resyncs,
@@ -811,7 +823,7 @@ impl StreamTask {
                         bump(&self.stats.passthrough_dropped);
                     }
                     if access_units.push(au) {
-                        bump(&self.stats.frames_dropped);
+                        bump(&self.stats.frames_dropped_before_decoding);
                     }
                 }
                 if depacketizer.take_keyframe_request() {

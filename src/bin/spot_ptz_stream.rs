@@ -5,18 +5,25 @@
 
 use std::process::ExitCode;
 
-use spot_ptz_stream::ros::{self, logging::RosLogLayer};
+use spot_ptz_stream::ros::{self, logging::RosLogLayer, middleware};
 use spot_ptz_stream::{logging, shutdown};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
+    // Before any thread and before the ROS context: large images on a stock installation.
+    // SAFETY: nothing else runs yet (no runtime, no ROS context, no logging threads).
+    let middleware = unsafe { middleware::configure_from_environment() };
     tracing_subscriber::registry()
         .with(logging::filter("SPOT_PTZ_STREAM_LOG", "info"))
         .with(RosLogLayer::new(ros::NODE_NAME))
         .init();
     // One TLS crypto provider (ring) for gRPC, HTTPS and DTLS.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    match &middleware {
+        Ok(decision) => middleware::log_decision(decision),
+        Err(error) => tracing::warn!("{error}"),
+    }
 
     let outcome = (|| -> anyhow::Result<()> {
         let ctx = r2r::Context::create()?;

@@ -13,17 +13,23 @@
 //!   access units are skipped until an IDR arrives or `resync_wait` passes.
 //!
 //! While nobody consumes frames ([`Demand`] false) and no JPEG pictures are wanted
-//! ([`crate::media::jpeg`]), access units are dropped without decoding; when a consumer
-//! returns, decoding restarts at the next whole picture.
+//! ([`crate::media::jpeg`]), access units are not decoded: [`CatchUp`] keeps those since the
+//! last complete refresh wave or IDR, and when a consumer appears they are decoded in one burst
+//! and the current picture is output at once, without waiting for the camera.
+//!
+//! Every access unit that reaches the thread ends in exactly one counter: not decoded, awaiting
+//! a keyframe, withheld, a decode error, caught up, or decoded ([`crate::stats::StreamStats`]).
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openh264::formats::YUVSource as _;
 
 use crate::media::buffer_pool::BufferPool;
+use crate::media::catch_up::{self, CatchUp};
 use crate::media::convert::{ColorSpec, I420Planes, i420_to_bgr8};
 use crate::media::depacketizer::AccessUnit;
 use crate::media::handoff::{Demand, DropOldestQueue};
@@ -158,6 +164,8 @@ pub fn spawn(
                 output,
                 input_drops_seen: 0,
                 idle: false,
+                catch_up: CatchUp::new(catch_up::DEFAULT_MAX_BYTES),
+                chain_broken: false,
             };
             while let Ok(next) = input.pop_blocking(POLL_INTERVAL) {
                 if let Some(au) = next {
@@ -165,6 +173,13 @@ pub fn spawn(
                     worker.handle(au, dropped);
                 }
             }
+            // The session ended: what was kept for a consumer was never decoded.
+            let kept = worker.catch_up.clear();
+            worker
+                .output
+                .stats
+                .frames_not_decoded
+                .fetch_add(kept, Ordering::Relaxed);
             tracing::debug!("decoder thread finished");
         })
         .map_err(DecoderError::Thread)
@@ -222,25 +237,124 @@ struct Worker {
     backend: Backend,
     output: DecoderOutput,
     input_drops_seen: u64,
-    /// Access units were dropped undecoded because nobody wanted frames.
+    /// Access units were not decoded because nobody wanted frames.
     idle: bool,
+    /// While idle: what a new consumer's first picture needs.
+    catch_up: CatchUp,
+    /// The chain of references is broken (idle with nothing kept): the next access unit is
+    /// decoded as after a loss.
+    chain_broken: bool,
 }
 
 impl Worker {
     fn handle(&mut self, au: AccessUnit, input_drops: u64) {
-        let now = Instant::now();
+        // Access units dropped before this one (by the queue, or by the depacketizer after a
+        // packet loss): its references may be gone.
+        let after_loss = input_drops != self.input_drops_seen || au.after_gap;
+        self.input_drops_seen = input_drops;
         let jpeg_wanted = self.output.jpeg.as_ref().is_some_and(JpegTap::is_wanted);
         if !self.output.wanted.get() && !jpeg_wanted {
-            bump(&self.output.stats.frames_not_decoded);
+            let released = self.catch_up.keep(au, after_loss);
+            self.output
+                .stats
+                .frames_not_decoded
+                .fetch_add(released, Ordering::Relaxed);
             self.idle = true;
             return;
         }
-        // Access units dropped before this one (by the queue, by the depacketizer after a
-        // packet loss, or undecoded while nobody wanted frames): its references may be gone,
-        // so start again from the next whole picture, and ask for one.
-        let lost =
-            input_drops != self.input_drops_seen || au.after_gap || std::mem::take(&mut self.idle);
-        self.input_drops_seen = input_drops;
+        if std::mem::take(&mut self.idle) {
+            // A consumer arrived: decode what was kept, then this unit, as one chain from a
+            // start point, and output only the newest picture.
+            let released = self.catch_up.keep(au, after_loss);
+            self.output
+                .stats
+                .frames_not_decoded
+                .fetch_add(released, Ordering::Relaxed);
+            if !self.burst() {
+                // Nothing to start from: start again at the next whole picture, and ask for one.
+                self.chain_broken = true;
+            }
+            return;
+        }
+        let lost = after_loss || std::mem::take(&mut self.chain_broken);
+        self.decode(au, lost);
+    }
+
+    /// Decodes the kept access units, oldest first; the pictures before the newest are not
+    /// output (`frames_caught_up`). `false` when nothing was kept.
+    fn burst(&mut self) -> bool {
+        let started = Instant::now();
+        let catch_up::Burst {
+            parameter_sets,
+            units,
+        } = self.catch_up.take();
+        let Some(count) = units.len().checked_sub(1) else {
+            return false;
+        };
+        self.restart_for_burst(&parameter_sets);
+        let mut units = units.into_iter();
+        for au in units.by_ref().take(count) {
+            self.decode_silently(&au);
+        }
+        self.output
+            .stats
+            .frames_caught_up
+            .fetch_add(count as u64, Ordering::Relaxed);
+        if let Some(newest) = units.next() {
+            self.decode(newest, false);
+        }
+        tracing::debug!(
+            access_units = count + 1,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "a consumer arrived: decoded the kept access units up to the current picture"
+        );
+        true
+    }
+
+    /// Prepares the decoder for a burst that starts at a start point: a fresh start, with the
+    /// parameter sets seen while idle.
+    fn restart_for_burst(&mut self, parameter_sets: &[u8]) {
+        match &mut self.backend {
+            Backend::Openh264 {
+                decoder,
+                resync_since,
+            } => {
+                *resync_since = None;
+                // A fresh decoder: the old one's references are from before the idle time.
+                match Openh264Decoder::new() {
+                    Ok(fresh) => **decoder = fresh,
+                    Err(error) => tracing::debug!(%error, "could not renew openh264; reusing it"),
+                }
+                if !parameter_sets.is_empty() {
+                    let _ = decoder.decode(parameter_sets, |_| ());
+                }
+            }
+            #[cfg(feature = "libavcodec")]
+            Backend::Libavcodec(decoder) => {
+                decoder.notify_loss();
+                if !parameter_sets.is_empty() {
+                    let _ = decoder.decode(parameter_sets);
+                }
+            }
+        }
+    }
+
+    /// Decodes `au` only to move the decoder's references on: no picture is output.
+    fn decode_silently(&mut self, au: &AccessUnit) {
+        match &mut self.backend {
+            Backend::Openh264 { decoder, .. } => {
+                let _ = decoder.decode(&au.data, |_| ());
+            }
+            #[cfg(feature = "libavcodec")]
+            Backend::Libavcodec(decoder) => {
+                let _ = decoder.decode(&au.data);
+            }
+        }
+    }
+
+    /// Decodes `au` and outputs its picture; `lost`: data was lost (or not decoded) before it.
+    fn decode(&mut self, au: AccessUnit, lost: bool) {
+        let now = Instant::now();
         let outcome = match &mut self.backend {
             Backend::Openh264 {
                 decoder,
@@ -254,6 +368,7 @@ impl Worker {
                     if au.is_idr || now.duration_since(since) >= self.settings.resync_wait {
                         *resync_since = None;
                     } else {
+                        bump(&self.output.stats.frames_awaiting_keyframe);
                         return;
                     }
                 }
@@ -307,7 +422,10 @@ impl Worker {
                 stats.record_frame_size(width, height);
                 return;
             }
-            Outcome::Nothing => return,
+            Outcome::Nothing => {
+                bump(&stats.frames_awaiting_keyframe);
+                return;
+            }
             Outcome::Withheld => {
                 bump(&stats.frames_withheld);
                 return;

@@ -10,6 +10,7 @@
 //! consumers that decode H.264 themselves, and [`jpeg`] encodes decoded pictures as JPEG.
 
 pub mod buffer_pool;
+pub mod catch_up;
 pub mod convert;
 pub mod decoder;
 pub mod depacketizer;

@@ -12,6 +12,7 @@ pub mod detections;
 pub mod image_cdr;
 pub mod logging;
 pub mod messages;
+pub mod middleware;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,7 +47,7 @@ pub const NODE_NAME: &str = "spot_ptz_stream";
 /// How long the spin loop waits per turn; bounds shutdown latency.
 const SPIN_INTERVAL: Duration = Duration::from_millis(20);
 /// How often the node looks whether its image outputs have subscribers.
-const SUBSCRIBER_POLL_INTERVAL: Duration = Duration::from_millis(200);
+const SUBSCRIBER_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Per-RPC timeout towards the robot.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -41,6 +41,8 @@ pub struct NodeLaunch<'a> {
     pub params: Vec<(String, String)>,
     pub sim: Option<&'a Sim>,
     pub credentials: Option<(&'a str, &'a str)>,
+    /// Environment variables set (`Some`) or removed (`None`) for the node.
+    pub env: Vec<(String, Option<String>)>,
 }
 
 impl<'a> NodeLaunch<'a> {
@@ -65,7 +67,14 @@ impl<'a> NodeLaunch<'a> {
             params,
             sim,
             credentials: Some((USERNAME, PASSWORD)),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable of the node.
+    pub fn env(mut self, name: &str, value: Option<&str>) -> Self {
+        self.env.push((name.to_string(), value.map(str::to_string)));
+        self
     }
 
     pub fn param(mut self, name: &str, value: &str) -> Self {
@@ -96,6 +105,12 @@ impl<'a> NodeLaunch<'a> {
             command
                 .env("BOSDYN_CLIENT_USERNAME", user)
                 .env("BOSDYN_CLIENT_PASSWORD", password);
+        }
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
         }
         let child = command
             .stdin(Stdio::null())
@@ -147,7 +162,24 @@ pub struct PyProcess {
 
 impl PyProcess {
     pub fn start(script: &str, args: &[&str], domain_id: u32) -> PyProcess {
-        let mut child = Command::new(ros_python())
+        PyProcess::start_with_env(script, args, domain_id, &[])
+    }
+
+    /// As [`PyProcess::start`], with environment variables set (`Some`) or removed (`None`).
+    pub fn start_with_env(
+        script: &str,
+        args: &[&str],
+        domain_id: u32,
+        env: &[(&str, Option<&str>)],
+    ) -> PyProcess {
+        let mut command = Command::new(ros_python());
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .arg(repo_file(&format!("tests/ros/{script}")))
             .args(args)
             .env("ROS_DOMAIN_ID", domain_id.to_string())
