@@ -289,7 +289,7 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
     ),
     (
         "reorder_wait_ms",
-        "100",
+        "250",
         "How long a missing RTP packet may take to arrive (reordered, or retransmitted after a NACK) before its frame is lost; 0-1000.",
     ),
     (
@@ -305,9 +305,13 @@ pub const PARAMETERS: &[(&str, &str, &str)] = &[
     (
         "reconnect_initial_secs",
         "0.5",
-        "First reconnect delay (doubles, with jitter).",
+        "First reconnect delay after a failure other than a lost link (doubles, with jitter); a lost link is retried about once per second.",
     ),
-    ("reconnect_max_secs", "10.0", "Longest reconnect delay."),
+    (
+        "reconnect_max_secs",
+        "10.0",
+        "Longest reconnect delay after a failure other than a lost link.",
+    ),
     (
         "token_refresh_secs",
         "3600.0",
@@ -802,7 +806,7 @@ impl NodeParams {
             )? as usize,
             connect_timeout: r.seconds("connect_timeout_secs", 10.0, 0.5, 120.0)?,
             stall_timeout: r.seconds("stall_timeout_secs", 5.0, 0.5, 120.0)?,
-            reorder_wait: Duration::from_millis(r.integer("reorder_wait_ms", 100, 0, 1000)? as u64),
+            reorder_wait: Duration::from_millis(r.integer("reorder_wait_ms", 250, 0, 1000)? as u64),
             adaptive_bitrate: r.boolean("adaptive_bitrate", true)?,
             min_bitrate_bps: r.integer("min_bitrate_bps", 500_000, 50_000, 50_000_000)?,
             reconnect_initial,

@@ -47,34 +47,34 @@ pub fn build(
     now: Instant,
 ) -> Report {
     let in_state = now.saturating_duration_since(status.since);
+    let link_down = status
+        .link_down_since
+        .map(|since| now.saturating_duration_since(since));
     let (level, message) = match status.state {
-        StreamState::Streaming if rates.fps > 0.0 => (Level::Ok, "streaming".to_string()),
-        StreamState::Streaming if in_state < Duration::from_secs(2) => (
-            Level::Ok,
-            "connected, waiting for the first frame".to_string(),
-        ),
-        StreamState::Streaming => (
-            Level::Warn,
-            "connected but no frames are published (stalled)".to_string(),
-        ),
-        StreamState::Stopped => (
-            Level::Ok,
-            "stopped (call ~/start_stream to stream)".to_string(),
-        ),
-        StreamState::Reconnecting => (Level::Warn, "reconnecting after an error".to_string()),
-        StreamState::Failed => (Level::Error, "failed; see last_error".to_string()),
-        state if in_state > SLOW_CONNECT => (
-            Level::Warn,
-            format!("still {state} after {:.0} s", in_state.as_secs_f64()),
-        ),
-        state => (Level::Ok, format!("starting: {state}")),
+        StreamState::Stopped | StreamState::Failed | StreamState::Streaming => {
+            plain_state(status, rates, in_state)
+        }
+        _ => match link_down {
+            Some(down) => (
+                Level::Warn,
+                format!(
+                    "no video for {:.0} s: the camera cannot be reached (link down?); trying \
+                     again about once per second",
+                    down.as_secs_f64()
+                ),
+            ),
+            None => plain_state(status, rates, in_state),
+        },
     };
+    let link_down_secs =
+        link_down.map_or_else(|| "0".to_string(), |d| format!("{:.1}", d.as_secs_f64()));
     let (detection_age, detection_class) = match &detections.last {
         Some((age, class)) => (format!("{:.1}", age.as_secs_f64()), class.clone()),
         None => ("n/a".to_string(), String::new()),
     };
     let values = vec![
         ("state", status.state.as_str().to_string()),
+        ("link_down_secs", link_down_secs),
         ("frames_received", snapshot.frames_received.to_string()),
         ("frames_decoded", snapshot.frames_decoded.to_string()),
         (
@@ -150,5 +150,31 @@ pub fn build(
         level,
         message,
         values,
+    }
+}
+
+/// The level and message from the state alone.
+fn plain_state(status: &StreamStatus, rates: Rates, in_state: Duration) -> (Level, String) {
+    match status.state {
+        StreamState::Streaming if rates.fps > 0.0 => (Level::Ok, "streaming".to_string()),
+        StreamState::Streaming if in_state < Duration::from_secs(2) => (
+            Level::Ok,
+            "connected, waiting for the first frame".to_string(),
+        ),
+        StreamState::Streaming => (
+            Level::Warn,
+            "connected but no frames are published (stalled)".to_string(),
+        ),
+        StreamState::Stopped => (
+            Level::Ok,
+            "stopped (call ~/start_stream to stream)".to_string(),
+        ),
+        StreamState::Reconnecting => (Level::Warn, "reconnecting after an error".to_string()),
+        StreamState::Failed => (Level::Error, "failed; see last_error".to_string()),
+        state if in_state > SLOW_CONNECT => (
+            Level::Warn,
+            format!("still {state} after {:.0} s", in_state.as_secs_f64()),
+        ),
+        state => (Level::Ok, format!("starting: {state}")),
     }
 }

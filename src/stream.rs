@@ -4,10 +4,15 @@
 //! [`spawn`] starts one task that owns the session and returns a [`StreamHandle`]: start and
 //! stop it, watch its [`StreamStatus`], take decoded frames from its queue, read its
 //! [`StreamStats`]. When the stream ends or fails while it should run, the task tears the peer
-//! connection down and starts again from signalling, with exponential backoff and jitter. It
-//! logs in again only when the token is rejected, and gives up after
-//! [`MAX_CONSECUTIVE_LOGIN_FAILURES`] rejected logins (the robot locks logins after six); each
-//! later start request then tries once more.
+//! connection down and starts again from signalling. When the camera cannot be reached (its
+//! video stalled, the connection dropped, signalling or ICE timed out: the link is down), it
+//! tries about once per second ([`OUTAGE_RETRY_INTERVAL`]), each attempt's steps cut short to a
+//! few times what they took on this link before ([`OUTAGE_MIN_STEP_WAIT`]), so that the first
+//! attempt after the link's return connects at once; the outage shows in the status
+//! (`link_down_since`), with one WARN when it starts and one INFO when video is back. Other
+//! failures back off exponentially, with jitter. It logs in again only when the token is
+//! rejected, and gives up after [`MAX_CONSECUTIVE_LOGIN_FAILURES`] rejected logins (the robot
+//! locks logins after six); each later start request then tries once more.
 
 use std::fmt;
 use std::sync::Arc;
@@ -49,6 +54,16 @@ const ACCESS_UNIT_QUEUE: usize = 16;
 const KEYFRAME_REQUEST_MIN_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the directory is polled while the Spot CAM services are missing.
 const DIRECTORY_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// While the camera cannot be reached: one attempt per this interval, at most (each attempt
+/// is a signalling round on the camera; the robot must not be hammered).
+pub const OUTAGE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// While the camera cannot be reached, each step of an attempt (signalling, then ICE + DTLS)
+/// waits [`OUTAGE_WAIT_FACTOR`] times the slowest such step that succeeded on this link, and at
+/// least this long: an attempt that cannot succeed ends soon, so that the next one, started
+/// after the link's return, connects at once (an in-flight attempt whose ICE checks went
+/// unanswered does not recover).
+pub const OUTAGE_MIN_STEP_WAIT: Duration = Duration::from_secs(1);
+const OUTAGE_WAIT_FACTOR: u32 = 3;
 
 /// The PTZ position to move to before streaming; `None` axes are left where they are.
 pub type InitialPtz = crate::robot::PtzPose;
@@ -167,6 +182,9 @@ pub struct StreamStatus {
     pub state: StreamState,
     pub since: Instant,
     pub last_error: Option<String>,
+    /// Since when the camera's video is lost and the camera cannot be reached (a stall, a
+    /// dropped connection, attempts that time out); `None` while it streams.
+    pub link_down_since: Option<Instant>,
 }
 
 /// Why one attempt at streaming ended.
@@ -193,6 +211,15 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// The camera could not be reached, or its video stopped coming: the link may be down.
+    fn is_link_down(&self) -> bool {
+        match self {
+            Self::Stalled { .. } | Self::ConnectTimeout { .. } | Self::ConnectionLost(_) => true,
+            Self::Signalling(e) => e.is_unreachable(),
+            _ => false,
+        }
+    }
+
     fn is_auth_rejection(&self) -> bool {
         match self {
             Self::Robot(e) => e.is_auth_rejection(),
@@ -290,6 +317,7 @@ pub fn spawn(
         state: StreamState::Stopped,
         since: Instant::now(),
         last_error: None,
+        link_down_since: None,
     });
     let frames = DropOldestQueue::new(config.queue_depth);
     // Enough spares for every queued frame, the one being decoded and the one being published.
@@ -322,6 +350,9 @@ pub fn spawn(
         prepared: false,
         max_bitrate_bps: None,
         login_failures: 0,
+        slowest_signalling: Duration::ZERO,
+        slowest_connect: Duration::ZERO,
+        outage: None,
     };
     let refresher = tokio::spawn(refresh_tokens(
         task.robot.clone(),
@@ -355,6 +386,19 @@ struct StreamTask {
     /// adaptive bitrate asks for.
     max_bitrate_bps: Option<i64>,
     login_failures: u32,
+    /// The slowest signalling round and connection set-up (ICE + DTLS) that succeeded.
+    slowest_signalling: Duration,
+    slowest_connect: Duration,
+    /// Set while the camera cannot be reached (see [`OUTAGE_RETRY_INTERVAL`]).
+    outage: Option<Outage>,
+}
+
+/// The camera's video is lost and it cannot be reached.
+#[derive(Clone, Copy, Debug)]
+struct Outage {
+    /// When video was last seen (or the first attempt that failed started).
+    since: Instant,
+    attempts: u32,
 }
 
 /// Outcome of waiting for the stream to be wanted.
@@ -382,6 +426,46 @@ impl StreamTask {
         let message = error.to_string();
         self.status
             .send_modify(|status| status.last_error = Some(message));
+    }
+
+    /// The link is down since `since` (once per outage: WARN), or still down (DEBUG).
+    fn link_down(&mut self, since: Instant, error: &StreamError) {
+        match &mut self.outage {
+            Some(outage) => {
+                outage.attempts += 1;
+                tracing::debug!(%error, attempts = outage.attempts, "the camera is still unreachable");
+            }
+            None => {
+                tracing::warn!(%error, "lost the camera's video; trying again about once per second");
+                self.outage = Some(Outage { since, attempts: 1 });
+                self.status
+                    .send_modify(|status| status.link_down_since = Some(since));
+            }
+        }
+    }
+
+    /// Video flows again: ends an outage (INFO, with how long it lasted).
+    fn link_up(&mut self) {
+        if let Some(outage) = self.outage.take() {
+            tracing::info!(
+                down_secs = format_args!("{:.1}", outage.since.elapsed().as_secs_f64()),
+                attempts = outage.attempts,
+                "the camera's video is back"
+            );
+            self.status
+                .send_modify(|status| status.link_down_since = None);
+        }
+    }
+
+    /// How long a step may wait: `normal`, or during an outage a few times the slowest
+    /// successful `slowest` (at least [`OUTAGE_MIN_STEP_WAIT`], at most `normal`).
+    fn step_wait(&self, normal: Duration, slowest: Duration) -> Duration {
+        if self.outage.is_none() {
+            return normal;
+        }
+        (slowest * OUTAGE_WAIT_FACTOR)
+            .max(OUTAGE_MIN_STEP_WAIT)
+            .min(normal)
     }
 
     async fn wait_until_wanted(&mut self, shutdown: &CancellationToken) -> Wanted {
@@ -415,11 +499,13 @@ impl StreamTask {
                     }
                 }
             };
+            let attempt_started = Instant::now();
             let attempt = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 () = stop => {
                     tracing::info!("stream stopped on request");
                     self.set_state(StreamState::Stopped);
+                    self.link_up();
                     backoff = self.backoff();
                     continue;
                 }
@@ -455,18 +541,35 @@ impl StreamTask {
                 backoff = self.backoff();
                 continue;
             }
-            // backon's jitter adds up to one more delay on top; keep within the configured range.
-            let delay = backoff
-                .next()
-                .unwrap_or(self.config.reconnect_max)
-                .min(self.config.reconnect_max)
-                .max(self.config.reconnect_initial);
-            tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "stream attempt failed; retrying");
+            let retry_at = if error.is_link_down() {
+                // Video was last seen a stall timeout ago; otherwise the attempt found the
+                // camera unreachable from its start.
+                let since = match &error {
+                    StreamError::Stalled { stalled_secs } => Instant::now()
+                        .checked_sub(Duration::from_secs_f64(*stalled_secs))
+                        .unwrap_or(attempt_started),
+                    _ => attempt_started,
+                };
+                self.link_down(since, &error);
+                // About one attempt per second until the camera answers again.
+                attempt_started + OUTAGE_RETRY_INTERVAL
+            } else {
+                self.link_up();
+                // backon's jitter adds up to one more delay on top; keep within the configured
+                // range.
+                let delay = backoff
+                    .next()
+                    .unwrap_or(self.config.reconnect_max)
+                    .min(self.config.reconnect_max)
+                    .max(self.config.reconnect_initial);
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "stream attempt failed; retrying");
+                Instant::now() + delay
+            };
             self.set_state(StreamState::Reconnecting);
             bump(&self.stats.reconnects);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep_until(retry_at.into()) => {}
             }
             if matches!(
                 error,
@@ -553,7 +656,13 @@ impl StreamTask {
         self.prepare().await?;
 
         self.set_state(StreamState::Signalling);
-        let signalling = SignallingClient::new(&self.config.signalling)?;
+        let signalling_started = Instant::now();
+        let mut signalling_config = self.config.signalling.clone();
+        signalling_config.request_timeout = self.step_wait(
+            self.config.signalling.request_timeout,
+            self.slowest_signalling,
+        );
+        let signalling = SignallingClient::new(&signalling_config)?;
         let offer = signalling.get_offer(&token).await?;
         let (rtp_tx, rtp_rx) = mpsc::channel(RTP_CHANNEL_PACKETS);
         let (session, answer_sdp) =
@@ -562,9 +671,14 @@ impl StreamTask {
             signalling
                 .post_answer(&token, &offer.id, &answer_sdp)
                 .await?;
+            self.slowest_signalling = self.slowest_signalling.max(signalling_started.elapsed());
             self.set_state(StreamState::Connecting);
-            wait_connected(&session, self.config.connect_timeout).await?;
+            let connecting = Instant::now();
+            let wait = self.step_wait(self.config.connect_timeout, self.slowest_connect);
+            wait_connected(&session, wait).await?;
+            self.slowest_connect = self.slowest_connect.max(connecting.elapsed());
             self.set_state(StreamState::Streaming);
+            self.link_up();
             self.receive(&session, rtp_rx).await
         }
         .await;
@@ -694,12 +808,16 @@ impl StreamTask {
     ) -> Result<(), StreamError> {
         let access_units: Arc<DropOldestQueue<AccessUnit>> =
             DropOldestQueue::new(ACCESS_UNIT_QUEUE);
+        // The decoder and JPEG threads end once their inputs are closed, also when this future
+        // is dropped (the stream stopped on request) instead of returning.
+        let _close_access_units = CloseOnDrop(access_units.clone());
         let keyframe_wanted = self.keyframe_wanted.clone();
         // A new connection starts with a keyframe request.
         keyframe_wanted.store(true, Ordering::Relaxed);
         let decoder_flag = keyframe_wanted.clone();
         // JPEG: the decoder thread hands due pictures to an encoder thread of their own.
         let jpeg_input = DropOldestQueue::new(1);
+        let _close_jpeg_input = CloseOnDrop(jpeg_input.clone());
         let jpeg_tap = self.config.jpeg.as_ref().map(|output| {
             JpegTap::new(
                 output.demand.clone(),
@@ -857,6 +975,15 @@ impl StreamTask {
         })
         .await;
         outcome
+    }
+}
+
+/// Closes a queue when dropped.
+struct CloseOnDrop<T>(Arc<DropOldestQueue<T>>);
+
+impl<T> Drop for CloseOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

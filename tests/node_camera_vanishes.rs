@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Sim;
-use common::node::{NodeLaunch, StatsWatcher, counter, subscribe, unique_domain_id};
+use common::node::{NodeLaunch, StatsWatcher, counter, footprint, subscribe, unique_domain_id};
 
 #[test]
 fn a_camera_that_vanishes_silently_is_noticed_and_the_stream_comes_back() {
@@ -61,23 +61,6 @@ fn a_camera_that_vanishes_silently_is_noticed_and_the_stream_comes_back() {
         "the simulator did not vanish:\n{}",
         sim.log()
     );
-}
-
-/// Threads, open file descriptors and resident memory of a process.
-fn footprint(pid: u32) -> (usize, usize, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fd dir")
-        .count();
-    (field("Threads:") as usize, fds, field("VmRSS:"))
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::node::{
-    NodeLaunch, NodeProcess, StatsWatcher, call_trigger, counter, unique_domain_id,
+    NodeLaunch, NodeProcess, StatsWatcher, counter, counters_add_up, unique_domain_id,
 };
 use common::{Sim, luma_error};
 use futures::{FutureExt as _, StreamExt as _};
@@ -114,34 +114,6 @@ fn join(node: &mut r2r::Node, process: &NodeProcess, joins_before: usize) -> Joi
     }
 }
 
-/// Stops the stream and checks that every access unit received ended in one counter.
-fn counters_add_up(domain: u32, stats: &mut StatsWatcher) -> serde_json::Value {
-    let answer = call_trigger("/spot_ptz_stream/stop_stream", domain);
-    assert_eq!(answer["success"], true, "{answer}");
-    let status = stats
-        .wait_for(Duration::from_secs(15), |s| {
-            s["values"]["state"] == "stopped" && counter(s, "frames_in_flight") == 0
-        })
-        .unwrap_or_else(|| panic!("access units still unaccounted for: {:?}", stats.last));
-    let fates = [
-        "frames_not_decoded",
-        "frames_dropped_before_decoding",
-        "frames_awaiting_keyframe",
-        "frames_withheld",
-        "decode_errors",
-        "frames_caught_up",
-        "frames_decoded",
-    ];
-    let sum: u64 = fates.iter().map(|key| counter(&status, key)).sum();
-    assert_eq!(
-        counter(&status, "frames_received"),
-        sum,
-        "frames_received is not the sum of {fates:?}: {status}"
-    );
-    assert!(counter(&status, "frames_received") > 0, "{status}");
-    status
-}
-
 /// Runs the joins against a simulator with these extra flags; returns them and the stats.
 fn joins(
     node: &mut r2r::Node,
@@ -208,7 +180,7 @@ fn each_new_subscriber_gets_a_whole_picture_at_once() {
     for (what, join) in clean
         .iter()
         .map(|j| ("clean link", j))
-        .chain(lossy.iter().map(|j| ("3 % loss", j)))
+        .chain(lossy.iter().map(|j| ("lossy link", j)))
     {
         eprintln!(
             "{what}: discovery {:.0} ms, then the first picture {:.0} ms after the node saw the \

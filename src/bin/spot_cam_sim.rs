@@ -85,6 +85,10 @@ struct Args {
     /// Link: how late a reordered packet arrives.
     #[arg(long, default_value_t = 15)]
     link_reorder_delay_ms: u64,
+    /// Link: retransmissions (answers to the client's NACKs, on the video stream; not with
+    /// --rtx) leave this many milliseconds late, as from a busy camera.
+    #[arg(long, default_value_t = 0)]
+    nack_delay_ms: u64,
     /// Link: capacity in bit/s, with a 150 ms queue whose overflow is dropped.
     #[arg(long)]
     link_rate_bps: Option<u64>,
@@ -177,8 +181,13 @@ impl Args {
                 self.link_burst_len
             );
         }
-        if self.link_delay_ms > 2000 || self.link_reorder_delay_ms > 2000 {
-            bail!("--link-delay-ms and --link-reorder-delay-ms must be at most 2000");
+        if self.link_delay_ms > 2000
+            || self.link_reorder_delay_ms > 2000
+            || self.nack_delay_ms > 2000
+        {
+            bail!(
+                "--link-delay-ms, --link-reorder-delay-ms and --nack-delay-ms must be at most 2000"
+            );
         }
         if self.link_rate_bps.is_some_and(|rate| rate < 10_000) {
             bail!("--link-rate-bps must be at least 10000 (10 kbit/s)");
@@ -219,6 +228,7 @@ impl Args {
                 burst_len: self.link_burst_len,
                 reorder_percent: self.link_reorder_percent,
                 reorder_delay: Duration::from_millis(self.link_reorder_delay_ms),
+                retransmission_delay: Duration::from_millis(self.nack_delay_ms),
                 rate_bps: self.link_rate_bps,
                 rate_cap_until: self
                     .link_rate_duration_secs

@@ -33,14 +33,15 @@ const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
 /// 1080p IDR at 8 Mbit/s is several hundred packets).
 const SRTP_REPLAY_WINDOW_PACKETS: usize = 2048;
 /// How often the NACK generator asks for the packets still missing. The library's default
-/// (100 ms) would spend the whole default reorder wait before the first request; at 40 ms two
-/// requests fit in it on a Wi-Fi round trip. Shorter is worse, not better: the generator does
+/// (100 ms) would spend much of the reorder wait before the first request; at 40 ms two
+/// requests fit early in it on a Wi-Fi round trip. Shorter is worse, not better: the generator does
 /// not know the round trip, so when the link queues (a capped link holds packets for 150 ms)
 /// it asks again before the first retransmission can arrive, and every extra request is one
 /// more copy queued on the link that is already too full.
 const NACK_INTERVAL: Duration = Duration::from_millis(40);
-/// NACKs per missing packet: the tries that fit in the default reorder wait (100 ms / 40 ms),
-/// and no more. Without a limit the generator asks again every interval for as
+/// NACKs per missing packet: a request and one more (the request or the retransmission may be
+/// lost again), and no more: a busy camera's late answer (the default reorder wait, 250 ms,
+/// covers it) must not be asked for over and over. Without a limit the generator asks again every interval for as
 /// long as the packet is in its receive log (2048 packets: half a minute at a low bitrate), and
 /// on a capped link those useless retransmissions take the capacity the video needs.
 const NACKS_PER_PACKET: u16 = 2;

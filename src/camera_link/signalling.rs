@@ -63,6 +63,11 @@ pub enum SignallingError {
 }
 
 impl SignallingError {
+    /// The endpoint did not answer (no connection, or a timeout): the link may be down.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+
     /// Whether a fresh user token might help.
     pub fn is_auth_rejection(&self) -> bool {
         matches!(self, Self::Unauthorized { .. })

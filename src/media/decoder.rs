@@ -175,11 +175,7 @@ pub fn spawn(
             }
             // The session ended: what was kept for a consumer was never decoded.
             let kept = worker.catch_up.clear();
-            worker
-                .output
-                .stats
-                .frames_not_decoded
-                .fetch_add(kept, Ordering::Relaxed);
+            worker.count_not_decoded(kept);
             tracing::debug!("decoder thread finished");
         })
         .map_err(DecoderError::Thread)
@@ -253,25 +249,16 @@ impl Worker {
         let after_loss = input_drops != self.input_drops_seen || au.after_gap;
         self.input_drops_seen = input_drops;
         let jpeg_wanted = self.output.jpeg.as_ref().is_some_and(JpegTap::is_wanted);
-        if !self.output.wanted.get() && !jpeg_wanted {
+        let wanted = self.output.wanted.get() || jpeg_wanted;
+        let was_idle = std::mem::take(&mut self.idle);
+        if !wanted || was_idle {
             let released = self.catch_up.keep(au, after_loss);
-            self.output
-                .stats
-                .frames_not_decoded
-                .fetch_add(released, Ordering::Relaxed);
-            self.idle = true;
-            return;
-        }
-        if std::mem::take(&mut self.idle) {
-            // A consumer arrived: decode what was kept, then this unit, as one chain from a
-            // start point, and output only the newest picture.
-            let released = self.catch_up.keep(au, after_loss);
-            self.output
-                .stats
-                .frames_not_decoded
-                .fetch_add(released, Ordering::Relaxed);
-            if !self.burst() {
-                // Nothing to start from: start again at the next whole picture, and ask for one.
+            self.count_not_decoded(released);
+            if !wanted {
+                self.idle = true;
+            } else if !self.burst() {
+                // A consumer arrived with nothing kept to start from: start again at the next
+                // whole picture, and ask for one.
                 self.chain_broken = true;
             }
             return;
@@ -280,8 +267,17 @@ impl Worker {
         self.decode(au, lost);
     }
 
-    /// Decodes the kept access units, oldest first; the pictures before the newest are not
-    /// output (`frames_caught_up`). `false` when nothing was kept.
+    /// Counts access units that will never be decoded (nobody wanted pictures then).
+    fn count_not_decoded(&self, count: u64) {
+        self.output
+            .stats
+            .frames_not_decoded
+            .fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// A consumer arrived: decodes the kept access units (the newest is the one that arrived
+    /// with the consumer) as one chain from a start point, and outputs only the newest picture
+    /// (the others count as `frames_caught_up`). `false` when nothing was kept.
     fn burst(&mut self) -> bool {
         let started = Instant::now();
         let catch_up::Burst {

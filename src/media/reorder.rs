@@ -20,8 +20,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The default wait for a missing packet: two NACK tries on a Wi-Fi link (NACK interval 40 ms,
-/// a 10–30 ms round trip and the sender's turn each).
-pub const DEFAULT_REORDER_WAIT: Duration = Duration::from_millis(100);
+/// a 10–30 ms round trip) answered by a busy camera up to ~150 ms late. Waiting costs only
+/// the frames behind a gap, for at most this long; a frame given up costs the pictures up to
+/// the end of the next intra-refresh wave (1–2 s), so the wait errs on the long side
+/// (`tests/node_late_retransmissions.rs`).
+pub const DEFAULT_REORDER_WAIT: Duration = Duration::from_millis(250);
 /// A sequence-number jump beyond this (either way) is a restart of the stream.
 pub const MAX_JUMP_PACKETS: u64 = 3000;
 /// Most packets held while waiting for a gap; past it the gap is given up at once.

@@ -12,6 +12,10 @@
 //!   are not touched, so the tests measure media repair rather than handshake retries.
 //! - **Reordering** ([`LinkImpairments::reorder_percent`]): that share of RTP packets is held
 //!   back for [`LinkImpairments::reorder_delay`] and overtaken by the packets behind it.
+//! - **Late retransmissions** ([`LinkImpairments::retransmission_delay`]): RTP packets sent
+//!   again on the video stream (sequence numbers behind the newest sent: the NACK responder's
+//!   answers) leave this much later, as from a busy camera. (On an RTX stream they cannot be
+//!   told apart here.)
 //! - **A capped link** ([`LinkImpairments::rate_bps`]): every datagram is serialised at the
 //!   rate through a queue of at most [`LinkImpairments::queue_delay`]; what would wait longer is
 //!   dropped (tail drop), as a Wi-Fi access point's queue does. The cap can end after
@@ -50,6 +54,8 @@ pub struct LinkImpairments {
     pub reorder_percent: f64,
     /// How late a reordered packet arrives.
     pub reorder_delay: Duration,
+    /// How late a retransmission on the video stream leaves (a busy camera's NACK answers).
+    pub retransmission_delay: Duration,
     /// The link's capacity in bit/s; `None` = unlimited.
     pub rate_bps: Option<u64>,
     /// When the capacity limit ends; `None` = never.
@@ -66,6 +72,7 @@ impl Default for LinkImpairments {
             burst_len: 1,
             reorder_percent: 0.0,
             reorder_delay: Duration::from_millis(15),
+            retransmission_delay: Duration::ZERO,
             rate_bps: None,
             rate_cap_until: None,
             queue_delay: Duration::from_millis(150),
@@ -75,7 +82,10 @@ impl Default for LinkImpairments {
 
 impl LinkImpairments {
     fn delays_packets(&self) -> bool {
-        !self.delay.is_zero() || self.reorder_percent > 0.0 || self.rate_bps.is_some()
+        !self.delay.is_zero()
+            || self.reorder_percent > 0.0
+            || self.rate_bps.is_some()
+            || !self.retransmission_delay.is_zero()
     }
 }
 
@@ -85,6 +95,7 @@ pub struct LinkCounters {
     pub rtp_packets_sent: AtomicU64,
     pub rtp_packets_lost: AtomicU64,
     pub rtp_packets_reordered: AtomicU64,
+    pub rtp_packets_retransmitted: AtomicU64,
     pub datagrams_dropped_by_rate_cap: AtomicU64,
 }
 
@@ -92,10 +103,11 @@ impl LinkCounters {
     /// One line for the log: what crossed and what did not.
     pub fn summary(&self) -> String {
         format!(
-            "{} RTP packets sent, {} lost on the link, {} reordered, {} datagrams dropped by the rate cap",
+            "{} RTP packets sent, {} lost on the link, {} reordered, {} retransmitted, {} datagrams dropped by the rate cap",
             self.rtp_packets_sent.load(Ordering::Relaxed),
             self.rtp_packets_lost.load(Ordering::Relaxed),
             self.rtp_packets_reordered.load(Ordering::Relaxed),
+            self.rtp_packets_retransmitted.load(Ordering::Relaxed),
             self.datagrams_dropped_by_rate_cap.load(Ordering::Relaxed),
         )
     }
@@ -147,6 +159,8 @@ struct Shaper {
     burst_remaining: u32,
     /// When the capped link's queue is empty again.
     queue_free_at: Option<Instant>,
+    /// The newest sequence number sent on each SSRC (to tell retransmissions).
+    newest_sequence: std::collections::HashMap<u32, u16>,
 }
 
 /// What the link does with one datagram.
@@ -165,6 +179,24 @@ fn is_rtp(datagram: &[u8]) -> bool {
 }
 
 impl Shaper {
+    /// Whether an RTP packet's sequence number is behind the newest one sent on its SSRC (the
+    /// header is not encrypted by SRTP); remembers the newest.
+    fn is_retransmission(&mut self, datagram: &[u8]) -> bool {
+        let sequence = u16::from_be_bytes([datagram[2], datagram[3]]);
+        let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
+        match self.newest_sequence.get_mut(&ssrc) {
+            Some(newest) if (sequence.wrapping_sub(*newest) as i16) < 0 => true,
+            Some(newest) => {
+                *newest = sequence;
+                false
+            }
+            None => {
+                self.newest_sequence.insert(ssrc, sequence);
+                false
+            }
+        }
+    }
+
     fn fate(
         &mut self,
         impairments: &LinkImpairments,
@@ -209,6 +241,12 @@ impl Shaper {
             }
             self.queue_free_at = Some(done);
             departure = done;
+        }
+        if rtp && self.is_retransmission(datagram) {
+            counters
+                .rtp_packets_retransmitted
+                .fetch_add(1, Ordering::Relaxed);
+            departure += impairments.retransmission_delay;
         }
         if rtp
             && impairments.reorder_percent > 0.0
@@ -497,6 +535,34 @@ mod tests {
         assert_eq!(
             shaper.fate(&impairments, &counters, &rtp(), later, &mut random),
             Fate::SendAt(later + Duration::from_millis(1))
+        );
+    }
+
+    #[tokio::test]
+    async fn retransmissions_leave_late() {
+        let impairments = LinkImpairments {
+            retransmission_delay: Duration::from_millis(120),
+            ..LinkImpairments::default()
+        };
+        let counters = LinkCounters::default();
+        let mut shaper = Shaper::default();
+        let now = Instant::now();
+        let packet = |sequence: u16| {
+            let mut p = rtp();
+            p[2..4].copy_from_slice(&sequence.to_be_bytes());
+            p
+        };
+        let mut never = || 100.0;
+        for sequence in [65534, 65535, 0, 1] {
+            let fate = shaper.fate(&impairments, &counters, &packet(sequence), now, &mut never);
+            assert_eq!(fate, Fate::Send, "new packet {sequence}");
+        }
+        // Sent again (behind the newest, across the wrap): a NACK's answer, late.
+        let fate = shaper.fate(&impairments, &counters, &packet(65535), now, &mut never);
+        assert_eq!(fate, Fate::SendAt(now + Duration::from_millis(120)));
+        assert_eq!(
+            counters.rtp_packets_retransmitted.load(Ordering::Relaxed),
+            1
         );
     }
 

@@ -47,12 +47,18 @@ impl Sim {
 
     /// As [`Sim::start`], with this `RUST_LOG` (`None`: the simulator's default filter).
     pub fn start_logging(extra: &[&str], rust_log: Option<&str>) -> Sim {
+        Sim::start_at("127.0.0.1", extra, rust_log)
+    }
+
+    /// As [`Sim::start_logging`], listening on `bind` (another loopback address: a robot whose
+    /// traffic a test can cut, see `tests/node_link_outage.rs`).
+    pub fn start_at(bind: &str, extra: &[&str], rust_log: Option<&str>) -> Sim {
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr_log = dir.path().join("sim.log");
         let stderr = std::fs::File::create(&stderr_log).expect("sim log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_spot_cam_sim"));
         command
-            .args(["--bind", "127.0.0.1", "--grpc-port", "0", "--sdp-port", "0"])
+            .args(["--bind", bind, "--grpc-port", "0", "--sdp-port", "0"])
             .arg("--cert-dir")
             .arg(dir.path().join("certs"))
             .args(["--username", USERNAME, "--password", PASSWORD])

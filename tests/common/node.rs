@@ -50,7 +50,10 @@ impl<'a> NodeLaunch<'a> {
     pub fn new(domain_id: u32, sim: Option<&'a Sim>) -> Self {
         let mut params = Vec::new();
         let mut set = |k: &str, v: String| params.push((k.to_string(), v));
-        set("robot_host", "127.0.0.1".to_string());
+        let host = sim.map_or("127.0.0.1".to_string(), |sim| {
+            sim.grpc_addr.ip().to_string()
+        });
+        set("robot_host", host);
         set("udp_bind_address", "127.0.0.1".to_string());
         match sim {
             Some(sim) => {
@@ -324,4 +327,49 @@ pub fn call_trigger(service: &str, domain_id: u32) -> serde_json::Value {
     let call = PyProcess::start("call_trigger.py", &["--service", service], domain_id);
     call.next_json(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no answer from {service}"))
+}
+
+/// Threads, open file descriptors and resident memory of a process.
+pub fn footprint(pid: u32) -> (usize, usize, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count();
+    (field("Threads:") as usize, fds, field("VmRSS:"))
+}
+
+/// Stops the stream and checks that every access unit received ended in one counter.
+pub fn counters_add_up(domain: u32, stats: &mut StatsWatcher) -> serde_json::Value {
+    let answer = call_trigger("/spot_ptz_stream/stop_stream", domain);
+    assert_eq!(answer["success"], true, "{answer}");
+    let status = stats
+        .wait_for(Duration::from_secs(15), |s| {
+            s["values"]["state"] == "stopped" && counter(s, "frames_in_flight") == 0
+        })
+        .unwrap_or_else(|| panic!("access units still unaccounted for: {:?}", stats.last));
+    let fates = [
+        "frames_not_decoded",
+        "frames_dropped_before_decoding",
+        "frames_awaiting_keyframe",
+        "frames_withheld",
+        "decode_errors",
+        "frames_caught_up",
+        "frames_decoded",
+    ];
+    let sum: u64 = fates.iter().map(|key| counter(&status, key)).sum();
+    assert_eq!(
+        counter(&status, "frames_received"),
+        sum,
+        "frames_received is not the sum of {fates:?}: {status}"
+    );
+    assert!(counter(&status, "frames_received") > 0, "{status}");
+    status
 }
