@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::node::{NodeLaunch, NodeProcess, StatsWatcher, counter, footprint, unique_domain_id};
+use common::node::{
+    NodeLaunch, NodeProcess, StatsWatcher, counter, counters_add_up, footprint, unique_domain_id,
+};
 use common::{Sim, luma_error};
 use futures::{FutureExt as _, StreamExt as _};
 use spot_ptz_stream::sim::frame_tag;
@@ -154,6 +156,7 @@ fn outage(
     pictures: &mut Pictures,
     frames_csv: &std::path::Path,
     process: &NodeProcess,
+    stats: &mut StatsWatcher,
     kind: Kind,
     down: Duration,
 ) -> Duration {
@@ -162,6 +165,18 @@ fn outage(
         .unwrap_or_else(|| panic!("no pictures before the outage:\n{}", process.log()));
     let cut = Outage::start(kind);
     pictures.skip(down);
+    if down >= Duration::from_secs(8) {
+        // Longer than the stall timeout (5 s): the status says the link is down, and since when.
+        let during = stats.latest().expect("stats during the outage");
+        let link_down_secs: f64 = during["values"]["link_down_secs"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no link_down_secs in {during}"));
+        assert!(
+            link_down_secs >= 2.0 && during["level"] == 1,
+            "a {down:?} outage is not reported as a link down (WARN): {during}"
+        );
+    }
     drop(cut);
     let back_at = Instant::now();
     let back_at_unix_ns = unix_ns(SystemTime::now());
@@ -226,7 +241,7 @@ fn a_whole_picture_within_2_s_of_the_links_return() {
             let offers_before = sim_events(&sim, "offer sent");
             let down = Duration::from_secs_f64(down_secs);
             let started = Instant::now();
-            let back = outage(&mut pictures, &frames_csv, &process, kind, down);
+            let back = outage(&mut pictures, &frames_csv, &process, &mut stats, kind, down);
             let offers = sim_events(&sim, "offer sent") - offers_before;
             let elapsed = started.elapsed().as_secs_f64();
             eprintln!(
@@ -250,6 +265,7 @@ fn a_whole_picture_within_2_s_of_the_links_return() {
             &mut pictures,
             &frames_csv,
             &process,
+            &mut stats,
             Kind::UdpAndTcp,
             Duration::from_secs(6),
         );
@@ -275,7 +291,13 @@ fn a_whole_picture_within_2_s_of_the_links_return() {
         logins <= 1,
         "the node logged in {logins} times (token kept)"
     );
-    let status = stats.latest().expect("stats at the end");
+    let log = process.log();
+    assert!(
+        log.contains("lost the camera's video") && log.contains("the camera's video is back"),
+        "no WARN when the link went down or no INFO when it came back:\n{log}"
+    );
+    // Every access unit received across all these sessions ended in one counter.
+    let status = counters_add_up(domain, &mut stats);
     eprintln!("reconnects: {}", counter(&status, "reconnects"));
     for (kind, down_secs, back) in results {
         assert!(

@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the node's hot path, each stage on its own and without threads or
-//! networking: RTP depacketization, 1080p H.264 decoding and I420 → bgr8 conversion. Together
+//! networking: RTP depacketization, keeping access units while nobody watches (the catch-up
+//! buffer), 1080p H.264 decoding and I420 → bgr8 conversion. Together
 //! with `ros_message` they are the floor the end-to-end CPU per frame is compared against
 //! (`scripts/bench` reads their results from `target/criterion`).
 //!
@@ -17,9 +18,10 @@ use openh264::formats::YUVSource as _;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader as _;
 use spot_ptz_stream::media::buffer_pool::BufferPool;
+use spot_ptz_stream::media::catch_up::{self, CatchUp};
 use spot_ptz_stream::media::convert::{self, ColorSpec, I420Planes};
 use spot_ptz_stream::media::decoder;
-use spot_ptz_stream::media::depacketizer::{Depacketizer, RtpInfo};
+use spot_ptz_stream::media::depacketizer::{AccessUnit, Depacketizer, RtpInfo};
 use spot_ptz_stream::media::openh264_decoder::Openh264Decoder;
 use spot_ptz_stream::sim::camera::{self, EncodedFrame};
 use spot_ptz_stream::sim::state::StreamSettings;
@@ -84,6 +86,39 @@ fn depacketize(c: &mut Criterion) {
                 }
                 assert_eq!(frames, FRAMES);
             });
+        });
+    }
+    group.finish();
+}
+
+/// What an access unit costs while nobody watches: kept for a new consumer's first picture
+/// (its NAL headers scanned, moved into the queue, older waves let go), not decoded.
+fn keep_unwatched(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keep_unwatched_1080p");
+    group.throughput(Throughput::Elements(u64::from(FRAMES)));
+    for bitrate_bps in BITRATES_BPS {
+        let now = Instant::now();
+        let units: Vec<AccessUnit> = clip(bitrate_bps)
+            .iter()
+            .map(|frame| AccessUnit {
+                data: frame.data.to_vec(),
+                rtp_timestamp: frame.rtp_timestamp,
+                first_arrival: now,
+                is_idr: frame.is_idr,
+                after_gap: false,
+            })
+            .collect();
+        group.bench_function(format!("{}mbps_30_frames", bitrate_bps / 1_000_000), |b| {
+            b.iter_batched(
+                || (CatchUp::new(catch_up::DEFAULT_MAX_BYTES), units.clone()),
+                |(mut kept, units)| {
+                    for unit in units {
+                        black_box(kept.keep(unit, false));
+                    }
+                    kept
+                },
+                BatchSize::LargeInput,
+            );
         });
     }
     group.finish();
@@ -206,5 +241,5 @@ fn convert(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, depacketize, decode, convert);
+criterion_group!(benches, depacketize, keep_unwatched, decode, convert);
 criterion_main!(benches);
