@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::Sim;
 use common::node::{
-    NodeLaunch, PyProcess, StatsWatcher, counter, counters_add_up, unique_domain_id,
+    FrameCounter, NodeLaunch, StatsWatcher, counter, counters_add_up, unique_domain_id,
 };
 
 const FPS: u64 = 30;
@@ -30,29 +30,8 @@ fn watch(sim: &Sim, reorder_wait_ms: Option<&str>) -> (u64, serde_json::Value) {
     }
     let node = launch.start();
     let mut stats = StatsWatcher::start(domain);
-    let seconds = COUNT_SECS.to_string();
-    let images = PyProcess::start(
-        "count_frames.py",
-        &[
-            "--topic",
-            "image_raw",
-            "--reliability",
-            "reliable",
-            "--seconds",
-            &seconds,
-            "--timeout",
-            "60",
-        ],
-        domain,
-    );
-    let received = loop {
-        let line = images
-            .next_json(Duration::from_secs(60))
-            .unwrap_or_else(|| panic!("no count from the subscriber:\n{}", node.log()));
-        if let Some(received) = line["received"].as_u64() {
-            break received;
-        }
-    };
+    let images = FrameCounter::start(domain, "reliable", COUNT_SECS, 60, &[]);
+    let received = images.received(Duration::from_secs(60), &node);
     stats.latest().expect("stats");
     // Every access unit received, repaired or not, ended in exactly one counter.
     let status = counters_add_up(domain, &mut stats);

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use common::node::{NodeLaunch, PyProcess, unique_domain_id};
+use common::node::{FrameCounter, NodeLaunch, unique_domain_id};
 
 /// How long each subscriber counts, from its first image.
 const COUNT_SECS: u32 = 10;
@@ -61,44 +61,14 @@ fn frames_received(
         launch = launch.env(name, *value);
     }
     let node = launch.start();
-    let seconds = COUNT_SECS.to_string();
     let subscriber = |reliability: &str| {
-        let process = PyProcess::start_with_env(
-            "count_frames.py",
-            &[
-                "--topic",
-                "image_raw",
-                "--reliability",
-                reliability,
-                "--seconds",
-                &seconds,
-                "--timeout",
-                "90",
-            ],
-            domain,
-            subscriber_env,
-        );
-        assert!(
-            process.next_json(Duration::from_secs(30)).is_some(),
-            "the {reliability} subscriber did not start"
-        );
-        process
+        FrameCounter::start(domain, reliability, COUNT_SECS.into(), 90, subscriber_env)
     };
     let best_effort = subscriber("best_effort");
     let reliable = subscriber("reliable");
-    let received = |process: &PyProcess, what: &str| -> u64 {
-        loop {
-            let line = process
-                .next_json(Duration::from_secs(90))
-                .unwrap_or_else(|| panic!("no count from the {what} subscriber:\n{}", node.log()));
-            if let Some(received) = line["received"].as_u64() {
-                return received;
-            }
-        }
-    };
     let counts = Counts {
-        best_effort: received(&best_effort, "best-effort"),
-        reliable: received(&reliable, "reliable"),
+        best_effort: best_effort.received(Duration::from_secs(90), &node),
+        reliable: reliable.received(Duration::from_secs(90), &node),
     };
     let log = node.log();
     (counts, log)

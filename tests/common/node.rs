@@ -373,3 +373,55 @@ pub fn counters_add_up(domain: u32, stats: &mut StatsWatcher) -> serde_json::Val
     assert!(counter(&status, "frames_received") > 0, "{status}");
     status
 }
+
+/// `tests/ros/count_frames.py`: a plain rclpy subscriber of `image_raw` with `reliability`
+/// (`best_effort`: sensor-data QoS; `reliable`) that counts the images it gets in `seconds`
+/// from its first one; `env` as in [`PyProcess::start_with_env`].
+pub struct FrameCounter(PyProcess);
+
+impl FrameCounter {
+    /// Starts the subscriber and waits until it has subscribed.
+    pub fn start(
+        domain_id: u32,
+        reliability: &str,
+        seconds: u64,
+        timeout_secs: u64,
+        env: &[(&str, Option<&str>)],
+    ) -> FrameCounter {
+        let (seconds, timeout) = (seconds.to_string(), timeout_secs.to_string());
+        let process = PyProcess::start_with_env(
+            "count_frames.py",
+            &[
+                "--topic",
+                "image_raw",
+                "--reliability",
+                reliability,
+                "--seconds",
+                &seconds,
+                "--timeout",
+                &timeout,
+            ],
+            domain_id,
+            env,
+        );
+        assert!(
+            process.next_json(Duration::from_secs(30)).is_some(),
+            "the {reliability} subscriber did not start"
+        );
+        FrameCounter(process)
+    }
+
+    /// The count, once the subscriber has counted (within `timeout`); panics with the node's
+    /// log otherwise.
+    pub fn received(&self, timeout: Duration, node: &NodeProcess) -> u64 {
+        loop {
+            let line = self
+                .0
+                .next_json(timeout)
+                .unwrap_or_else(|| panic!("no count from the subscriber:\n{}", node.log()));
+            if let Some(received) = line["received"].as_u64() {
+                return received;
+            }
+        }
+    }
+}
