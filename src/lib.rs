@@ -18,7 +18,7 @@
 //!    statistics ([`stats`], [`status_report`]).
 //!
 //! Beside the path: [`record`] (MP4 without re-encoding, PNG snapshots), [`probe`] (the
-//! `ptz_stream_probe` CLI's run loop and window), [`node_params`] and [`trigger`] (the node's
+//! `ptz_stream_probe` CLI's run loop and window), [`params`] and [`trigger`] (the node's
 //! configuration and detection trigger), [`camera_info`] (calibration), [`logging`] (what the binaries log by default), [`sim`] (the simulated
 //! robot and camera used by tests, benchmarks and the demo), and `ros` (the only r2r code,
 //! behind the default `ros` feature).
@@ -29,7 +29,7 @@ pub mod camera_info;
 pub mod camera_link;
 pub mod logging;
 pub mod media;
-pub mod node_params;
+pub mod params;
 pub mod probe;
 pub mod proto;
 pub mod record;

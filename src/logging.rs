@@ -55,3 +55,43 @@ mod tests {
         assert!(filter.split(',').any(|d| d == "warn"), "{filter}");
     }
 }
+
+/// An error and its causes on one line, each said once: a cause that an error's own message
+/// already quotes is not repeated (`anyhow`'s `{:#}` would print it twice).
+pub fn one_line<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut line = String::new();
+    for error in chain {
+        let text = error.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read x.yaml: {0}")]
+    struct Quotes(#[source] std::io::Error);
+
+    #[test]
+    fn a_quoted_cause_is_said_once() {
+        let cause = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = anyhow::Error::new(Quotes(cause())).context("starting the node");
+        assert_eq!(
+            one_line(error.chain()),
+            "starting the node: cannot read x.yaml: no such file"
+        );
+        let plain = anyhow::Error::new(cause()).context("reading y");
+        assert_eq!(one_line(plain.chain()), "reading y: no such file");
+    }
+}

@@ -121,11 +121,46 @@ pub struct AccessUnitTap {
 /// JPEG pictures of the stream (see [`crate::media::jpeg`]).
 #[derive(Clone)]
 pub struct JpegOutput {
-    pub settings: JpegSettings,
+    /// Quality and rate may change while the stream runs (the owner keeps the sender).
+    pub settings: watch::Receiver<JpegSettings>,
     /// Whether anybody wants JPEG pictures now (nothing is encoded otherwise).
     pub demand: Demand,
     /// The encoded pictures; the owner takes them from here and closes it.
     pub pictures: Arc<DropOldestQueue<JpegPicture>>,
+}
+
+/// What may change while the stream runs ([`StreamHandle::reconfigure`]), without a reconnect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveSettings {
+    /// Sent to the camera at once (and again at the next session if that failed).
+    pub camera: CameraSettings,
+    pub adaptive_bitrate: Option<AdaptiveBitrateConfig>,
+    pub stall_timeout: Duration,
+    pub reorder_wait: Duration,
+}
+
+/// The camera's settings the stream asks for; `None`: leave it as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CameraSettings {
+    pub screen: Option<String>,
+    pub target_bitrate_bps: Option<i64>,
+    pub idr_interval_frames: Option<i64>,
+}
+
+impl LiveSettings {
+    /// The settings `config` starts with.
+    pub fn of(config: &StreamConfig) -> Self {
+        Self {
+            camera: CameraSettings {
+                screen: config.prepare.screen.clone(),
+                target_bitrate_bps: config.prepare.target_bitrate_bps,
+                idr_interval_frames: config.prepare.idr_interval_frames,
+            },
+            adaptive_bitrate: config.adaptive_bitrate,
+            stall_timeout: config.stall_timeout,
+            reorder_wait: config.reorder_wait,
+        }
+    }
 }
 
 /// Limits of the adaptive bitrate.
@@ -240,9 +275,25 @@ pub struct StreamHandle {
     stats: Arc<StreamStats>,
     keyframe_wanted: Arc<AtomicBool>,
     robot: RobotClient,
+    live: watch::Sender<LiveSettings>,
 }
 
 impl StreamHandle {
+    /// Changes what may change on the running stream: camera settings are sent at once, the
+    /// timeouts and the adaptive bitrate apply from now on; no reconnect.
+    pub fn reconfigure(&self, settings: LiveSettings) {
+        self.live.send_if_modified(|live| {
+            let changed = *live != settings;
+            *live = settings;
+            changed
+        });
+    }
+
+    /// The settings in force.
+    pub fn live_settings(&self) -> LiveSettings {
+        self.live.borrow().clone()
+    }
+
     /// Asks the stream to run (idempotent). Returns at once; watch [`Self::status`].
     pub fn start(&self) {
         self.wanted.send_replace(true);
@@ -325,7 +376,9 @@ pub fn spawn(
     let stats = Arc::new(StreamStats::default());
     let frames_wanted = Demand::new(true);
     let keyframe_wanted = Arc::new(AtomicBool::new(true));
+    let (live_tx, live) = watch::channel(LiveSettings::of(&config));
     let handle = StreamHandle {
+        live: live_tx,
         wanted,
         frames_wanted: frames_wanted.clone(),
         status,
@@ -345,10 +398,12 @@ pub fn spawn(
         buffers,
         stats,
         keyframe_wanted,
+        live,
         token_rejected: false,
         services_ready: false,
-        prepared: false,
-        max_bitrate_bps: None,
+        ptz_moved: false,
+        camera_sent: Arc::new(std::sync::Mutex::new(None)),
+        camera_bitrate_at_start: None,
         login_failures: 0,
         slowest_signalling: Duration::ZERO,
         slowest_connect: Duration::ZERO,
@@ -378,13 +433,18 @@ struct StreamTask {
     stats: Arc<StreamStats>,
     /// Set by anyone who needs a keyframe; the receive loop sends rate-limited requests.
     keyframe_wanted: Arc<AtomicBool>,
+    live: watch::Receiver<LiveSettings>,
     /// The robot or camera refused the current token: log in again before the next attempt.
     token_rejected: bool,
     services_ready: bool,
-    prepared: bool,
-    /// The bitrate configured (or found on the camera) at the first preparation: the most the
-    /// adaptive bitrate asks for.
-    max_bitrate_bps: Option<i64>,
+    /// The initial PTZ pose was sent (once).
+    ptz_moved: bool,
+    /// The camera settings the camera took last; what differs is sent before the next session
+    /// (or at once while streaming).
+    camera_sent: Arc<std::sync::Mutex<Option<CameraSettings>>>,
+    /// The camera's bitrate at the first preparation: the most the adaptive bitrate asks for
+    /// when `target_bitrate_bps` leaves the camera's as it is.
+    camera_bitrate_at_start: Option<i64>,
     login_failures: u32,
     /// The slowest signalling round and connection set-up (ICE + DTLS) that succeeded.
     slowest_signalling: Duration,
@@ -613,40 +673,26 @@ impl StreamTask {
                 .await?;
             self.services_ready = true;
         }
-        if self.prepared {
-            return Ok(());
+        let wanted = self.live.borrow().camera.clone();
+        let sent = lock(&self.camera_sent).clone();
+        if sent.as_ref() != Some(&wanted) {
+            self.set_state(StreamState::Preparing);
+            let bitrate =
+                send_camera_settings(&self.robot, sent.as_ref(), &wanted, &self.stats).await?;
+            if let Some(bitrate_bps) = bitrate {
+                self.camera_bitrate_at_start.get_or_insert(bitrate_bps);
+            }
+            *lock(&self.camera_sent) = Some(wanted);
         }
-        self.set_state(StreamState::Preparing);
-        let prepare = self.config.prepare.clone();
-        if let Some(screen) = &prepare.screen {
-            let shown = self.robot.set_screen(screen).await?;
-            tracing::info!(screen = %shown, "compositor screen set");
-        }
-        let update = StreamParamsUpdate {
-            target_bitrate_bps: prepare.target_bitrate_bps,
-            idr_interval_frames: prepare.idr_interval_frames,
-            ..StreamParamsUpdate::default()
-        };
-        let params = if update == StreamParamsUpdate::default() {
-            self.robot.get_stream_params().await?
-        } else {
-            self.robot.set_stream_params(&update).await?
-        };
-        tracing::info!(?params, "camera stream parameters");
-        if let Some(bitrate_bps) = params.target_bitrate_bps.filter(|&b| b > 0) {
-            self.max_bitrate_bps.get_or_insert(bitrate_bps);
-            self.stats
-                .target_bitrate_bps
-                .store(bitrate_bps as u64, Ordering::Relaxed);
-        }
-        if let Some(ptz) = &prepare.ptz {
+        if let Some(ptz) = self.config.prepare.ptz.as_ref().filter(|_| !self.ptz_moved) {
+            self.set_state(StreamState::Preparing);
             let pose = self
                 .robot
                 .set_ptz_position(&ptz.name, ptz.pan_deg, ptz.tilt_deg, ptz.zoom)
                 .await?;
             tracing::info!(ptz = %ptz.name, ?pose, "PTZ moving to its initial position");
+            self.ptz_moved = true;
         }
-        self.prepared = true;
         Ok(())
     }
 
@@ -752,15 +798,18 @@ impl StreamTask {
 
     /// The adaptive bitrate's controller, starting at the camera's current target, if
     /// adaptation is on and the camera's bitrate is known.
-    fn bitrate_controller(&self) -> Option<BitrateController> {
-        let config = self.config.adaptive_bitrate?;
-        let max_bitrate_bps = self.max_bitrate_bps?;
+    fn bitrate_controller(&self, live: &LiveSettings) -> Option<BitrateController> {
+        let config = live.adaptive_bitrate?;
+        let max_bitrate_bps = live
+            .camera
+            .target_bitrate_bps
+            .or(self.camera_bitrate_at_start)?;
         let limits = BitrateLimits {
             min_bitrate_bps: config.min_bitrate_bps.min(max_bitrate_bps),
             max_bitrate_bps,
         };
         let current = self.stats.target_bitrate_bps.load(Ordering::Relaxed) as i64;
-        Some(BitrateController::new(limits, current))
+        Some(BitrateController::new(limits, current.min(max_bitrate_bps)))
     }
 
     /// Asks the camera for `target_bitrate_bps` without holding up the network path.
@@ -800,6 +849,24 @@ impl StreamTask {
         })
     }
 
+    /// Sends changed camera settings without holding up the network path; what the camera
+    /// refuses is sent again before the next session.
+    fn apply_camera_settings(&self, wanted: CameraSettings) -> JoinHandle<()> {
+        let robot = self.robot.clone();
+        let stats = self.stats.clone();
+        let sent = self.camera_sent.clone();
+        tokio::spawn(async move {
+            let before = lock(&sent).clone();
+            match send_camera_settings(&robot, before.as_ref(), &wanted, &stats).await {
+                Ok(_) => *lock(&sent) = Some(wanted),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "could not change the camera's settings; trying again before the next session"
+                ),
+            }
+        })
+    }
+
     /// Moves video from the session to the decoder until the session ends or stalls.
     async fn receive(
         &self,
@@ -822,7 +889,7 @@ impl StreamTask {
             JpegTap::new(
                 output.demand.clone(),
                 jpeg_input.clone(),
-                output.settings.max_rate_hz,
+                output.settings.clone(),
             )
         });
         let decoder_thread = decoder::spawn(
@@ -840,7 +907,7 @@ impl StreamTask {
         let jpeg_thread = match &self.config.jpeg {
             Some(output) => {
                 let spawned = jpeg::spawn_encoder(
-                    output.settings,
+                    output.settings.clone(),
                     jpeg_input.clone(),
                     output.pictures.clone(),
                     self.stats.clone(),
@@ -861,10 +928,13 @@ impl StreamTask {
             .with_max_access_unit_bytes(self.config.max_access_unit_bytes);
         let mut state = session.state();
         let mut last_keyframe_request: Option<Instant> = None;
-        let mut reorder = ReorderBuffer::new(self.config.reorder_wait);
+        let mut live = self.live.clone();
+        let mut settings = live.borrow_and_update().clone();
+        let mut reorder = ReorderBuffer::new(settings.reorder_wait);
         let mut in_order = Vec::new();
         let mut counted = (depacketizer.counters(), reorder.counters());
-        let stall_timeout = self.config.stall_timeout;
+        let mut stall_timeout = settings.stall_timeout;
+        let mut last_video = tokio::time::Instant::now();
         let mut keyframe_tick = tokio::time::interval(KEYFRAME_REQUEST_MIN_INTERVAL);
         keyframe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -873,7 +943,8 @@ impl StreamTask {
         let stall = tokio::time::sleep(stall_timeout);
         tokio::pin!(stall);
 
-        let mut bitrate = self.bitrate_controller();
+        let mut bitrate = self.bitrate_controller(&settings);
+        let mut camera_update: Option<JoinHandle<()>> = None;
         let mut bitrate_window = tokio::time::interval_at(
             tokio::time::Instant::now() + adaptive_bitrate::WINDOW,
             adaptive_bitrate::WINDOW,
@@ -891,7 +962,8 @@ impl StreamTask {
                     let Some(rtp) = received else {
                         break Err(StreamError::ConnectionLost("ended"));
                     };
-                    stall.as_mut().reset(tokio::time::Instant::now() + stall_timeout);
+                    last_video = tokio::time::Instant::now();
+                    stall.as_mut().reset(last_video + stall_timeout);
                     bump(&self.stats.rtp_packets);
                     self.stats.rtp_bytes.fetch_add(rtp.packet.payload.len() as u64, Ordering::Relaxed);
                     let (sequence_number, arrival) = (rtp.packet.header.sequence_number, rtp.arrival);
@@ -901,6 +973,30 @@ impl StreamTask {
                     reorder.poll(Instant::now(), &mut in_order);
                 }
                 _ = keyframe_tick.tick() => {}
+                changed = live.changed() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    let now = live.borrow_and_update().clone();
+                    if now.camera != settings.camera {
+                        if let Some(update) = camera_update.take() {
+                            update.abort();
+                        }
+                        camera_update = Some(self.apply_camera_settings(now.camera.clone()));
+                    }
+                    if now.camera.target_bitrate_bps != settings.camera.target_bitrate_bps
+                        || now.adaptive_bitrate != settings.adaptive_bitrate
+                    {
+                        if let Some(update) = bitrate_update.take() {
+                            update.abort();
+                        }
+                        bitrate = self.bitrate_controller(&now);
+                    }
+                    stall_timeout = now.stall_timeout;
+                    stall.as_mut().reset(last_video + stall_timeout);
+                    reorder.set_wait(now.reorder_wait);
+                    settings = now;
+                }
                 _ = bitrate_window.tick(), if bitrate.is_some() => {
                     let counts = self.loss_counts();
                     let (received, lost) = (counts.0 - window_counts.0, counts.1 - window_counts.1);
@@ -961,7 +1057,7 @@ impl StreamTask {
                 tracing::debug!("keyframe requested (PLI)");
             }
         };
-        if let Some(update) = bitrate_update {
+        for update in [bitrate_update, camera_update].into_iter().flatten() {
             update.abort();
         }
         access_units.close();
@@ -976,6 +1072,53 @@ impl StreamTask {
         .await;
         outcome
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sends what differs between `wanted` and the settings the camera took `before` (all of
+/// them the first time); returns the camera's target bitrate when it was read.
+async fn send_camera_settings(
+    robot: &RobotClient,
+    before: Option<&CameraSettings>,
+    wanted: &CameraSettings,
+    stats: &StreamStats,
+) -> Result<Option<i64>, RobotError> {
+    if let Some(screen) = &wanted.screen
+        && before.is_none_or(|b| b.screen != wanted.screen)
+    {
+        let shown = robot.set_screen(screen).await?;
+        tracing::info!(screen = %shown, "compositor screen set");
+    }
+    let same_quality = before.is_some_and(|b| {
+        (b.target_bitrate_bps, b.idr_interval_frames)
+            == (wanted.target_bitrate_bps, wanted.idr_interval_frames)
+    });
+    if same_quality {
+        return Ok(None);
+    }
+    let update = StreamParamsUpdate {
+        target_bitrate_bps: wanted.target_bitrate_bps,
+        idr_interval_frames: wanted.idr_interval_frames,
+        ..StreamParamsUpdate::default()
+    };
+    let params = if update == StreamParamsUpdate::default() {
+        robot.get_stream_params().await?
+    } else {
+        robot.set_stream_params(&update).await?
+    };
+    tracing::info!(?params, "camera stream parameters");
+    let bitrate_bps = params.target_bitrate_bps.filter(|&b| b > 0);
+    if let Some(bitrate_bps) = bitrate_bps {
+        stats
+            .target_bitrate_bps
+            .store(bitrate_bps as u64, Ordering::Relaxed);
+    }
+    Ok(bitrate_bps)
 }
 
 /// Closes a queue when dropped.

@@ -58,6 +58,29 @@ impl AutoTrigger {
         }
     }
 
+    /// New settings (parameters changed while the node runs). Turned off, the trigger lets go
+    /// of a stream it started (it keeps running until stopped).
+    pub fn set_config(&mut self, config: TriggerConfig) {
+        if !config.enabled {
+            self.triggered_at = None;
+        }
+        self.config = config;
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// The stream started with the node (`autostart`) while the trigger is on: the trigger
+    /// owns it as if a person had just been seen, so it stops `timeout` after start unless
+    /// somebody is seen.
+    pub fn own_started_stream(&mut self, now: Instant) {
+        if self.config.enabled {
+            self.triggered_at = Some(now);
+            self.last_match = Some(now);
+        }
+    }
+
     /// Handles one detection message (all its hypotheses).
     pub fn on_detections(&mut self, hypotheses: &[Hypothesis], now: Instant) -> TriggerAction {
         self.detection_messages += 1;

@@ -110,6 +110,19 @@ impl Aimer {
         self.config.pointing = pointing;
     }
 
+    /// New settings (parameters changed while the node runs); the current target, the last
+    /// command sent and the counters are kept.
+    pub fn set_config(&mut self, config: AimConfig) {
+        self.selector
+            .set_policy(config.policy, config.keep_within_deg);
+        self.limiter.set_config(config.limiter);
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &AimConfig {
+        &self.config
+    }
+
     pub fn pointing(&self) -> &Pointing {
         &self.config.pointing
     }

@@ -37,6 +37,11 @@ impl AimLimiter {
         }
     }
 
+    /// Another deadband or rate, from the next command on.
+    pub fn set_config(&mut self, config: LimiterConfig) {
+        self.config = config;
+    }
+
     /// Offers a command; returns it when it should be sent now.
     pub fn offer(&mut self, command: PtzCommand, now: Instant) -> Option<PtzCommand> {
         if let Some((_, last)) = self.last_sent

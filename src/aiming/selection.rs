@@ -87,6 +87,12 @@ impl TargetSelector {
         }
     }
 
+    /// Another policy or hysteresis; the current target stays the target.
+    pub fn set_policy(&mut self, policy: SelectionPolicy, keep_within_deg: f64) {
+        self.policy = policy;
+        self.keep_within_deg = keep_within_deg;
+    }
+
     /// The candidate to look at now, by index; `None` when there is none.
     pub fn choose(&mut self, candidates: &[Candidate], now: Instant) -> Option<usize> {
         if candidates.is_empty() {

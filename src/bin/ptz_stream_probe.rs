@@ -207,7 +207,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", logging::one_line(error.chain()));
             ExitCode::FAILURE
         }
     }

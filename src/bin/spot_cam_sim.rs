@@ -271,8 +271,18 @@ impl Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     logging::init_stderr("RUST_LOG", "info");
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", logging::one_line(error.chain()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     // One crypto provider for TLS everywhere (gRPC, HTTPS, DTLS use ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
 

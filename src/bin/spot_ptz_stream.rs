@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            tracing::error!("{}", logging::one_line(error.chain()));
             ExitCode::FAILURE
         }
     }

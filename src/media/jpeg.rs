@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use turbojpeg::{Compressor, Image, OutputBuf, PixelFormat, Subsamp, YuvPlanesImage};
 
 use crate::media::convert::{ColorMatrix, ColorRange, ColorSpec, I420Planes, i420_to_bgr8};
@@ -78,21 +79,33 @@ pub enum JpegError {
 pub struct JpegTap {
     demand: Demand,
     queue: Arc<DropOldestQueue<YuvPicture>>,
+    /// `max_rate_hz` may change while the stream runs.
+    settings: watch::Receiver<JpegSettings>,
     interval: Duration,
     next_due: Option<Instant>,
 }
 
+fn interval_of(max_rate_hz: f64) -> Duration {
+    if max_rate_hz > 0.0 {
+        Duration::try_from_secs_f64(1.0 / max_rate_hz).unwrap_or(Duration::ZERO)
+    } else {
+        Duration::ZERO
+    }
+}
+
 impl JpegTap {
-    /// A tap into `queue` (capacity 1 keeps only the newest), active while `demand` is set.
-    pub fn new(demand: Demand, queue: Arc<DropOldestQueue<YuvPicture>>, max_rate_hz: f64) -> Self {
-        let interval = if max_rate_hz > 0.0 {
-            Duration::try_from_secs_f64(1.0 / max_rate_hz).unwrap_or(Duration::ZERO)
-        } else {
-            Duration::ZERO
-        };
+    /// A tap into `queue` (capacity 1 keeps only the newest), active while `demand` is set,
+    /// at most `settings.max_rate_hz` times per second.
+    pub fn new(
+        demand: Demand,
+        queue: Arc<DropOldestQueue<YuvPicture>>,
+        mut settings: watch::Receiver<JpegSettings>,
+    ) -> Self {
+        let interval = interval_of(settings.borrow_and_update().max_rate_hz);
         Self {
             demand,
             queue,
+            settings,
             interval,
             next_due: None,
         }
@@ -119,6 +132,9 @@ impl JpegTap {
         first_arrival: Instant,
         now: Instant,
     ) -> bool {
+        if self.settings.has_changed().unwrap_or(false) {
+            self.interval = interval_of(self.settings.borrow_and_update().max_rate_hz);
+        }
         self.next_due = Some(match self.next_due {
             Some(due) if due + self.interval > now => due + self.interval,
             _ => now + self.interval,
@@ -171,6 +187,12 @@ pub struct JpegEncoder {
 }
 
 impl JpegEncoder {
+    /// A new quality (1–100) from the next picture on.
+    pub fn set_quality(&mut self, quality: u8) -> Result<(), JpegError> {
+        self.compressor.set_quality(i32::from(quality))?;
+        Ok(())
+    }
+
     pub fn new(settings: &JpegSettings) -> Result<Self, JpegError> {
         let mut compressor = Compressor::new()?;
         compressor.set_quality(i32::from(settings.quality))?;
@@ -251,18 +273,24 @@ impl JpegEncoder {
 /// Starts the JPEG encoder thread: pictures from `input`, JPEG into `output`. It ends when
 /// `input` is closed and drained.
 pub fn spawn_encoder(
-    settings: JpegSettings,
+    mut settings: watch::Receiver<JpegSettings>,
     input: Arc<DropOldestQueue<YuvPicture>>,
     output: Arc<DropOldestQueue<JpegPicture>>,
     stats: Arc<StreamStats>,
 ) -> Result<JoinHandle<()>, JpegError> {
-    let mut encoder = JpegEncoder::new(&settings)?;
+    let mut encoder = JpegEncoder::new(&settings.borrow_and_update())?;
     std::thread::Builder::new()
         .name("jpeg-encode".to_string())
         .spawn(move || {
             let mut warned = false;
             while let Ok(next) = input.pop_blocking(POLL_INTERVAL) {
                 let Some(mut picture) = next else { continue };
+                if settings.has_changed().unwrap_or(false) {
+                    let quality = settings.borrow_and_update().quality;
+                    if let Err(error) = encoder.set_quality(quality) {
+                        tracing::warn!(%error, quality, "could not change the JPEG quality; keeping the previous one");
+                    }
+                }
                 match encoder.encode(&mut picture) {
                     Ok(data) => {
                         bump(&stats.jpeg_encoded);
@@ -353,7 +381,8 @@ mod tests {
     #[test]
     fn the_tap_keeps_the_rate_with_jittery_frames() {
         let queue = DropOldestQueue::new(1);
-        let mut tap = JpegTap::new(Demand::new(true), queue.clone(), 10.0);
+        let rate = watch::channel(settings(ColorRange::Limited, ColorMatrix::Bt601)).1;
+        let mut tap = JpegTap::new(Demand::new(true), queue.clone(), rate.clone());
         let planes = I420Planes {
             y: &[0; 64 * 32],
             u: &[128; 32 * 16],
@@ -381,7 +410,7 @@ mod tests {
             "{taken} pictures in 10 s at 10 Hz"
         );
         // Nobody wants JPEG: nothing is due.
-        let idle = JpegTap::new(Demand::new(false), queue, 10.0);
+        let idle = JpegTap::new(Demand::new(false), queue, rate);
         assert!(!idle.is_due(start));
     }
 }

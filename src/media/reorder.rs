@@ -73,6 +73,11 @@ impl<T> ReorderBuffer<T> {
         self.wait
     }
 
+    /// Changes the wait, also for the gaps waiting now.
+    pub fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
     pub fn counters(&self) -> ReorderCounters {
         self.counters
     }

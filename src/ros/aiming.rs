@@ -35,7 +35,7 @@ use crate::aiming::limiter::LimiterConfig;
 use crate::aiming::pointing::{Pointing, PtzCommand, PtzLimits, optical_in_head};
 use crate::aiming::ptz_driver::{self, PtzDriverHandle, PtzState};
 use crate::aiming::tf_buffer::TfBuffer;
-use crate::node_params::{AimingParams, NodeParams};
+use crate::params::{AimingParams, NodeParams};
 use crate::robot::{Credentials, RobotClient};
 use crate::ros::NodeError;
 use crate::ros::detections::{Detections, person_score};
@@ -66,20 +66,145 @@ impl WarnThrottle {
     }
 }
 
-/// What the aiming tasks share.
-pub struct AimContext {
+/// The settings aiming runs with; they change with the parameters.
+#[derive(Clone, Debug, PartialEq)]
+struct AimSettings {
     params: AimingParams,
     class_ids: Vec<String>,
     min_score: f64,
+    lens: LensModel,
+}
+
+impl AimSettings {
+    fn of(params: &NodeParams) -> Self {
+        Self {
+            params: params.aiming.clone(),
+            class_ids: params.trigger_class_ids.clone(),
+            min_score: params.trigger_min_score,
+            lens: LensModel {
+                hfov_deg_at_zoom_1: params.aiming.hfov_deg_at_zoom_1,
+            },
+        }
+    }
+}
+
+/// What the aiming tasks share.
+pub struct AimContext {
+    settings: Mutex<AimSettings>,
     aimer: Mutex<Aimer>,
     tf: Mutex<TfBuffer>,
     cameras: Mutex<HashMap<String, Result<PinholeCamera, CameraModelError>>>,
     warnings: Mutex<WarnThrottle>,
     driver: PtzDriverHandle,
-    lens: LensModel,
+    /// Latched: a sample lives with its publisher. (A publisher is not `Sync`.)
+    tf_static: Mutex<r2r::Publisher<TFMessage>>,
+    stamper: Arc<Mutex<Stamper>>,
+    frame_id: String,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The aimer's settings from the parameters, keeping what was measured (`pointing`'s PTZ
+/// limits and picture size).
+fn aim_config(params: &NodeParams, measured: Option<&Pointing>) -> AimConfig {
+    let aiming = &params.aiming;
+    AimConfig {
+        pointing: Pointing {
+            pan_offset_deg: aiming.pan_offset_deg,
+            max_pan_from_forward_deg: aiming.max_pan_from_forward_deg,
+            lens: LensModel {
+                hfov_deg_at_zoom_1: aiming.hfov_deg_at_zoom_1,
+            },
+            limits: measured.map_or_else(PtzLimits::default, |p| p.limits),
+            image_size_px: measured.map_or(DEFAULT_IMAGE_SIZE_PX, |p| p.image_size_px),
+            person_height_m: aiming.person_height_m,
+            target_height_fraction: aiming.target_height_fraction,
+        },
+        limiter: LimiterConfig {
+            deadband_deg: aiming.deadband_deg,
+            zoom_deadband_fraction: aiming.zoom_deadband_fraction,
+            min_interval: Duration::from_secs_f64(1.0 / aiming.max_rate_hz),
+        },
+        policy: aiming.policy,
+        keep_within_deg: aiming.keep_within_deg,
+        home: Some(home_pose(params)),
+        home_after: params.trigger_timeout,
+    }
+}
+
+/// The initial pose: where aiming returns to when nobody is seen.
+fn home_pose(params: &NodeParams) -> PtzCommand {
+    PtzCommand {
+        pan_deg: crate::aiming::pointing::normalize_deg(params.initial_pan_deg),
+        tilt_deg: params.initial_tilt_deg,
+        zoom: params.initial_zoom,
+    }
 }
 
 impl AimContext {
+    fn settings(&self) -> AimSettings {
+        lock(&self.settings).clone()
+    }
+
+    /// Takes changed parameters: the aimer's settings at once (its target and counters kept),
+    /// the lens for `camera_info`, and a moved mount re-published on `/tf_static`.
+    pub fn reconfigure(&self, params: &NodeParams) {
+        let wanted = AimSettings::of(params);
+        let before = std::mem::replace(&mut *lock(&self.settings), wanted.clone());
+        {
+            let mut aimer = lock(&self.aimer);
+            let config = aim_config(params, Some(aimer.pointing()));
+            if *aimer.config() != config {
+                aimer.set_config(config);
+            }
+        }
+        let mount = |p: &AimingParams| (p.mount_xyz_m, p.mount_rpy_rad);
+        if mount(&before.params) != mount(&wanted.params)
+            && let Err(error) = self.publish_statics(&wanted.params)
+        {
+            tracing::warn!(%error, "could not re-publish /tf_static after ptz_mount_* changed");
+        }
+    }
+
+    /// Our static frames: into our buffer, and latched on `/tf_static`.
+    fn publish_statics(&self, aiming: &AimingParams) -> Result<(), r2r::Error> {
+        let mount = mount_of(aiming);
+        {
+            let mut tf = lock(&self.tf);
+            tf.insert(
+                &aiming.parent_frame,
+                &aiming.base_frame,
+                Duration::ZERO,
+                mount,
+                true,
+            );
+            tf.insert(
+                &aiming.head_frame,
+                &self.frame_id,
+                Duration::ZERO,
+                optical_in_head(),
+                true,
+            );
+        }
+        let now = lock(&self.stamper).stamp(Instant::now());
+        let statics = TFMessage {
+            transforms: vec![
+                stamped(
+                    &aiming.parent_frame,
+                    &aiming.base_frame,
+                    now.clone(),
+                    &mount,
+                ),
+                stamped(&aiming.head_frame, &self.frame_id, now, &optical_in_head()),
+            ],
+        };
+        lock(&self.tf_static).publish(&statics)
+    }
+
     /// The PTZ driver (commands and measurements).
     pub fn driver(&self) -> &PtzDriverHandle {
         &self.driver
@@ -94,9 +219,10 @@ impl AimContext {
     /// The PTZ camera's intrinsics for a `width` x `height` picture captured at `arrival`
     /// (the zoom measured then), when the zoom is known.
     pub fn k_at(&self, width: u32, height: u32, arrival: Instant) -> Option<[f64; 9]> {
+        let lens = lock(&self.settings).lens;
         self.driver
             .zoom_at(arrival)
-            .map(|zoom| self.lens.k(width, height, zoom))
+            .map(|zoom| lens.k(width, height, zoom))
     }
 
     /// The `aim_*` and `ptz_*` keys of `~/stats`.
@@ -155,12 +281,13 @@ impl AimContext {
 
     /// Aims at the people of one detection message; returns the command sent, if any.
     pub fn on_detections(&self, message: &Detections) -> Option<PtzCommand> {
+        let settings = self.settings();
         let header = message.header();
         let frame = &header.frame_id;
         let scores: Vec<Option<f64>> = message
             .results()
             .into_iter()
-            .map(|results| person_score(results, &self.class_ids, self.min_score))
+            .map(|results| person_score(results, &settings.class_ids, settings.min_score))
             .collect();
         if scores.iter().all(Option::is_none) {
             return None;
@@ -188,7 +315,7 @@ impl AimContext {
                         return None;
                     }
                 };
-                let person_height_m = self.params.person_height_m;
+                let person_height_m = settings.params.person_height_m;
                 for (detection, score) in message.detections.iter().zip(&scores) {
                     let Some(score) = *score else { continue };
                     let bbox = &detection.bbox;
@@ -220,7 +347,7 @@ impl AimContext {
         let stamp = duration_of(&header.stamp);
         let base_t_frame = {
             let tf = self.tf.lock().unwrap_or_else(|p| p.into_inner());
-            tf.lookup(&self.params.base_frame, frame, stamp)
+            tf.lookup(&settings.params.base_frame, frame, stamp)
         };
         let base_t_frame = match base_t_frame {
             Ok(t) => t,
@@ -258,9 +385,10 @@ impl AimContext {
         let p = &message.point;
         let point = Point3::new(p.x, p.y, p.z);
         let stamp = duration_of(&message.header.stamp);
+        let base_frame = lock(&self.settings).params.base_frame.clone();
         let in_base = {
             let tf = self.tf.lock().unwrap_or_else(|p| p.into_inner());
-            tf.lookup(&self.params.base_frame, frame, stamp)
+            tf.lookup(&base_frame, frame, stamp)
                 .map(|base_t_frame| base_t_frame.transform_point(&point).coords)
         };
         let in_base = match in_base {
@@ -353,8 +481,55 @@ fn mount_of(params: &AimingParams) -> Isometry3<f64> {
 pub struct Aiming {
     pub context: Arc<AimContext>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Kept for the node's life: a latched topic's samples live with their publisher.
-    _tf_static: r2r::Publisher<TFMessage>,
+}
+
+/// The topics aiming reads.
+struct Inputs<Tf, Look> {
+    tf: Tf,
+    tf_static: Tf,
+    look_at: Look,
+    camera_infos: Vec<std::pin::Pin<Box<dyn futures::Stream<Item = CameraInfo> + Send>>>,
+}
+
+fn subscribe_inputs(
+    node: &mut r2r::Node,
+    aiming: &AimingParams,
+) -> Result<
+    Inputs<
+        impl futures::Stream<Item = TFMessage> + Send + 'static,
+        impl futures::Stream<Item = PointStamped> + Send + 'static,
+    >,
+    NodeError,
+> {
+    let ros = |what: &'static str| move |source| NodeError::Ros { what, source };
+    let mut camera_infos: Vec<std::pin::Pin<Box<dyn futures::Stream<Item = CameraInfo> + Send>>> =
+        Vec::new();
+    for topic in &aiming.detection_camera_info_topics {
+        camera_infos.push(Box::pin(
+            node.subscribe::<CameraInfo>(topic, QosProfile::sensor_data())
+                .map_err(ros("subscribing to a detection camera's camera_info"))?,
+        ));
+    }
+    Ok(Inputs {
+        tf: node
+            .subscribe::<TFMessage>("/tf", QosProfile::default().keep_last(100))
+            .map_err(ros("subscribing to /tf"))?,
+        tf_static: node
+            .subscribe::<TFMessage>("/tf_static", latched())
+            .map_err(ros("subscribing to /tf_static"))?,
+        look_at: node
+            .subscribe::<PointStamped>("~/look_at", QosProfile::default().keep_last(10))
+            .map_err(ros("subscribing to ~/look_at"))?,
+        camera_infos,
+    })
+}
+
+/// `/tf_static`'s QoS: every sample kept for late subscribers.
+fn latched() -> QosProfile {
+    QosProfile::default()
+        .keep_last(100)
+        .reliable()
+        .transient_local()
 }
 
 /// Creates the subscriptions and publishers and starts the tasks.
@@ -367,108 +542,36 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> Result<Aiming, NodeError> {
     let ros = |what: &'static str| move |source| NodeError::Ros { what, source };
-    let aiming = params.aiming.clone();
-    let lens = LensModel {
-        hfov_deg_at_zoom_1: aiming.hfov_deg_at_zoom_1,
-    };
     let (driver, driver_task) = ptz_driver::spawn(
         robot,
         credentials,
         params.initial_ptz_name.clone(),
         shutdown.clone(),
     );
-    let home = PtzCommand {
-        pan_deg: crate::aiming::pointing::normalize_deg(params.initial_pan_deg),
-        tilt_deg: params.initial_tilt_deg,
-        zoom: params.initial_zoom,
-    };
     if params.initial_ptz_enabled {
+        let home = home_pose(params);
         tracing::info!(
             ?home,
             "initial_ptz_enabled: moving the PTZ to the initial pose"
         );
         driver.command(home);
     }
-    let config = AimConfig {
-        pointing: Pointing {
-            pan_offset_deg: aiming.pan_offset_deg,
-            max_pan_from_forward_deg: aiming.max_pan_from_forward_deg,
-            lens,
-            limits: PtzLimits::default(),
-            image_size_px: DEFAULT_IMAGE_SIZE_PX,
-            person_height_m: aiming.person_height_m,
-            target_height_fraction: aiming.target_height_fraction,
-        },
-        limiter: LimiterConfig {
-            deadband_deg: aiming.deadband_deg,
-            zoom_deadband_fraction: aiming.zoom_deadband_fraction,
-            min_interval: Duration::from_secs_f64(1.0 / aiming.max_rate_hz),
-        },
-        policy: aiming.policy,
-        keep_within_deg: aiming.keep_within_deg,
-        home: Some(home),
-        home_after: params.trigger_timeout,
-    };
     let context = Arc::new(AimContext {
-        params: aiming.clone(),
-        class_ids: params.trigger_class_ids.clone(),
-        min_score: params.trigger_min_score,
-        aimer: Mutex::new(Aimer::new(config)),
+        settings: Mutex::new(AimSettings::of(params)),
+        aimer: Mutex::new(Aimer::new(aim_config(params, None))),
         tf: Mutex::new(TfBuffer::default()),
         cameras: Mutex::new(HashMap::new()),
         warnings: Mutex::new(WarnThrottle::default()),
-        driver: driver.clone(),
-        lens,
+        driver,
+        tf_static: Mutex::new(
+            node.create_publisher::<TFMessage>("/tf_static", latched())
+                .map_err(ros("creating the /tf_static publisher"))?,
+        ),
+        stamper: stamper.clone(),
+        frame_id: params.frame_id.clone(),
     });
-
-    // Our own static frames: into our buffer, and latched on /tf_static.
-    let mount = mount_of(&aiming);
-    {
-        let mut tf = context.tf.lock().unwrap_or_else(|p| p.into_inner());
-        tf.insert(
-            &aiming.parent_frame,
-            &aiming.base_frame,
-            Duration::ZERO,
-            mount,
-            true,
-        );
-        tf.insert(
-            &aiming.head_frame,
-            &params.frame_id,
-            Duration::ZERO,
-            optical_in_head(),
-            true,
-        );
-    }
-    let latched = QosProfile::default()
-        .keep_last(100)
-        .reliable()
-        .transient_local();
-    let tf_static_pub = node
-        .create_publisher::<TFMessage>("/tf_static", latched.clone())
-        .map_err(ros("creating the /tf_static publisher"))?;
-    let now = stamper
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .stamp(Instant::now());
-    let statics = TFMessage {
-        transforms: vec![
-            stamped(
-                &aiming.parent_frame,
-                &aiming.base_frame,
-                now.clone(),
-                &mount,
-            ),
-            stamped(
-                &aiming.head_frame,
-                &params.frame_id,
-                now,
-                &optical_in_head(),
-            ),
-        ],
-    };
-    tf_static_pub
-        .publish(&statics)
+    context
+        .publish_statics(&params.aiming)
         .map_err(ros("publishing /tf_static"))?;
     let tf_pub = node
         .create_publisher::<TFMessage>("/tf", QosProfile::default().keep_last(100))
@@ -476,82 +579,29 @@ pub fn start(
     let state_pub = node
         .create_publisher::<JointState>("~/ptz_state", QosProfile::default().keep_last(10))
         .map_err(ros("creating the ~/ptz_state publisher"))?;
-
-    let tf_sub = node
-        .subscribe::<TFMessage>("/tf", QosProfile::default().keep_last(100))
-        .map_err(ros("subscribing to /tf"))?;
-    let tf_static_sub = node
-        .subscribe::<TFMessage>("/tf_static", latched)
-        .map_err(ros("subscribing to /tf_static"))?;
-    let look_at_sub = node
-        .subscribe::<PointStamped>("~/look_at", QosProfile::default().keep_last(10))
-        .map_err(ros("subscribing to ~/look_at"))?;
-    let mut camera_info_subs = Vec::new();
-    for topic in &aiming.detection_camera_info_topics {
-        camera_info_subs.push(
-            node.subscribe::<CameraInfo>(topic, QosProfile::sensor_data())
-                .map_err(ros("subscribing to a detection camera's camera_info"))?,
-        );
-    }
+    let inputs = subscribe_inputs(node, &params.aiming)?;
 
     let mut tasks = vec![driver_task];
-    for (stream, is_static) in [(tf_sub, false), (tf_static_sub, true)] {
-        let context = context.clone();
-        let shutdown = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                let message = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    message = stream.next() => message,
-                };
-                let Some(message) = message else { return };
-                let mut tf = context.tf.lock().unwrap_or_else(|p| p.into_inner());
-                for t in &message.transforms {
-                    match isometry_of(&t.transform) {
-                        Some(iso) => tf.insert(&t.header.frame_id, &t.child_frame_id, duration_of(&t.header.stamp), iso, is_static),
-                        None => tracing::debug!(child = %t.child_frame_id, "a transform that is not a number; ignored"),
-                    }
-                }
-            }
-        }));
+    for (stream, is_static) in [(inputs.tf, false), (inputs.tf_static, true)] {
+        tasks.push(tokio::spawn(follow_tf(
+            context.clone(),
+            stream,
+            is_static,
+            shutdown.clone(),
+        )));
     }
-    for stream in camera_info_subs {
-        let context = context.clone();
-        let shutdown = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                let info = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    info = stream.next() => info,
-                };
-                let Some(info) = info else { return };
-                let k: [f64; 9] = info.k.as_slice().try_into().unwrap_or([0.0; 9]);
-                let camera = PinholeCamera::from_camera_info(&k, &info.distortion_model);
-                context
-                    .cameras
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(info.header.frame_id.clone(), camera);
-            }
-        }));
+    for stream in inputs.camera_infos {
+        tasks.push(tokio::spawn(follow_camera_info(
+            context.clone(),
+            stream,
+            shutdown.clone(),
+        )));
     }
-    {
-        let context = context.clone();
-        let shutdown = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut stream = std::pin::pin!(look_at_sub);
-            loop {
-                let message = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    message = stream.next() => message,
-                };
-                let Some(message) = message else { return };
-                context.on_look_at(&message);
-            }
-        }));
-    }
+    tasks.push(tokio::spawn(follow_look_at(
+        context.clone(),
+        inputs.look_at,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(poll_aimer(context.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(publish_ptz_state(
         context.clone(),
@@ -560,11 +610,75 @@ pub fn start(
         stamper,
         shutdown,
     )));
-    Ok(Aiming {
-        context,
-        tasks,
-        _tf_static: tf_static_pub,
-    })
+    Ok(Aiming { context, tasks })
+}
+
+/// Keeps the transform buffer up to date from `/tf` or `/tf_static`.
+async fn follow_tf(
+    context: Arc<AimContext>,
+    stream: impl futures::Stream<Item = TFMessage>,
+    is_static: bool,
+    shutdown: CancellationToken,
+) {
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            message = stream.next() => message,
+        };
+        let Some(message) = message else { return };
+        let mut tf = lock(&context.tf);
+        for t in &message.transforms {
+            match isometry_of(&t.transform) {
+                Some(iso) => tf.insert(
+                    &t.header.frame_id,
+                    &t.child_frame_id,
+                    duration_of(&t.header.stamp),
+                    iso,
+                    is_static,
+                ),
+                None => {
+                    tracing::debug!(child = %t.child_frame_id, "a transform that is not a number; ignored")
+                }
+            }
+        }
+    }
+}
+
+/// Keeps each detection camera's model, by frame_id.
+async fn follow_camera_info(
+    context: Arc<AimContext>,
+    stream: impl futures::Stream<Item = CameraInfo>,
+    shutdown: CancellationToken,
+) {
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let info = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            info = stream.next() => info,
+        };
+        let Some(info) = info else { return };
+        let k: [f64; 9] = info.k.as_slice().try_into().unwrap_or([0.0; 9]);
+        let camera = PinholeCamera::from_camera_info(&k, &info.distortion_model);
+        lock(&context.cameras).insert(info.header.frame_id.clone(), camera);
+    }
+}
+
+/// Aims at each `~/look_at` point.
+async fn follow_look_at(
+    context: Arc<AimContext>,
+    stream: impl futures::Stream<Item = PointStamped>,
+    shutdown: CancellationToken,
+) {
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            message = stream.next() => message,
+        };
+        let Some(message) = message else { return };
+        context.on_look_at(&message);
+    }
 }
 
 /// Sends held-back commands and the home pose when their time comes, and applies the PTZ's
@@ -641,7 +755,7 @@ async fn publish_ptz_state(
             _ => vec![0.0; 3],
         };
         previous = Some(now);
-        let params = &context.params;
+        let params = context.settings().params;
         let joint_state = JointState {
             header: Header {
                 stamp: stamp.clone(),

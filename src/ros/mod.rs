@@ -13,6 +13,7 @@ pub mod image_cdr;
 pub mod logging;
 pub mod messages;
 pub mod middleware;
+pub mod parameters;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use r2r::QosProfile;
+use r2r::sensor_msgs::srv::SetCameraInfo;
 use r2r::std_srvs::srv::Trigger;
+use tokio::sync::watch;
 
 use crate::camera_info::{self, Calibration};
 use crate::camera_link::answerer::AnswererConfig;
@@ -30,15 +33,15 @@ use crate::media::convert::ColorSpec;
 use crate::media::decoder::DecoderSettings;
 use crate::media::handoff::{Demand, DropOldestQueue};
 use crate::media::jpeg::JpegSettings;
-use crate::node_params::{NodeParams, ParamError, ParamSource, ParamValue, Reliability};
+use crate::params::{NodeParams, ParamError, ParamSource, ParamValue, ParameterStore, Reliability};
 use crate::robot::{Credentials, RobotConfig, RobotError};
 use crate::ros::messages::Stamper;
 use crate::shutdown::CancellationToken;
 use crate::stats::{Rates, bump};
 use crate::status_report::{self, DetectionSummary};
 use crate::stream::{
-    self, AccessUnitTap, AdaptiveBitrateConfig, InitialPtz, JpegOutput, PrepareConfig,
-    StreamConfig, StreamHandle, StreamState,
+    self, AccessUnitTap, AdaptiveBitrateConfig, CameraSettings, InitialPtz, JpegOutput,
+    LiveSettings, PrepareConfig, StreamConfig, StreamHandle, StreamState,
 };
 use crate::trigger::{AutoTrigger, TriggerAction, TriggerConfig};
 
@@ -60,18 +63,18 @@ pub enum NodeError {
         #[source]
         source: r2r::Error,
     },
-    #[error("invalid parameter: {0}")]
+    #[error(transparent)]
     Param(#[from] ParamError),
     #[error(transparent)]
     Robot(#[from] RobotError),
     #[error(transparent)]
     CameraInfo(#[from] camera_info::CameraInfoError),
-    #[error("cannot read {what} {path}: {source}")]
+    /// Quotes its cause (not chained: printed once).
+    #[error("cannot read {what} {path}: {cause}; check the parameter {what}")]
     File {
         what: &'static str,
         path: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -99,7 +102,10 @@ fn read_params(node: &r2r::Node) -> RosParams {
                 r2r::ParameterValue::String(s) => ParamValue::String(s.clone()),
                 r2r::ParameterValue::StringArray(v) => ParamValue::StringArray(v.clone()),
                 r2r::ParameterValue::DoubleArray(v) => ParamValue::DoubleArray(v.clone()),
-                _ => return None,
+                r2r::ParameterValue::IntegerArray(v) => ParamValue::IntegerArray(v.clone()),
+                r2r::ParameterValue::BoolArray(v) => ParamValue::BoolArray(v.clone()),
+                r2r::ParameterValue::ByteArray(v) => ParamValue::ByteArray(v.clone()),
+                r2r::ParameterValue::NotSet => return None,
             };
             Some((name.clone(), value))
         })
@@ -108,10 +114,10 @@ fn read_params(node: &r2r::Node) -> RosParams {
 }
 
 fn read_pem(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, NodeError> {
-    std::fs::read(path).map_err(|source| NodeError::File {
+    std::fs::read(path).map_err(|cause| NodeError::File {
         what,
         path: path.display().to_string(),
-        source,
+        cause,
     })
 }
 
@@ -119,8 +125,19 @@ fn read_pem(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, NodeE
 struct OutputFeeds {
     /// `image_raw/ffmpeg` and `image_raw/foxglove` (one copy of each access unit for both).
     passthrough: Option<AccessUnitTap>,
-    /// `image_raw/compressed`.
-    jpeg: Option<JpegOutput>,
+    /// `image_raw/compressed`, and where its live settings go.
+    jpeg: Option<(JpegOutput, watch::Sender<JpegSettings>)>,
+}
+
+fn jpeg_settings(params: &NodeParams) -> JpegSettings {
+    JpegSettings {
+        quality: params.jpeg_quality,
+        max_rate_hz: params.jpeg_max_rate_hz,
+        color: ColorSpec {
+            range: params.color_range,
+            matrix: params.color_matrix,
+        },
+    }
 }
 
 impl OutputFeeds {
@@ -131,19 +148,20 @@ impl OutputFeeds {
                 queue: DropOldestQueue::new(compressed::PASSTHROUGH_QUEUE),
                 demand: Demand::new(false),
             }),
-            jpeg: outputs.compressed.then(|| JpegOutput {
-                settings: JpegSettings {
-                    quality: params.jpeg_quality,
-                    max_rate_hz: params.jpeg_max_rate_hz,
-                    color: ColorSpec {
-                        range: params.color_range,
-                        matrix: params.color_matrix,
-                    },
-                },
-                demand: Demand::new(false),
-                pictures: DropOldestQueue::new(compressed::JPEG_QUEUE),
+            jpeg: outputs.compressed.then(|| {
+                let (settings_tx, settings) = watch::channel(jpeg_settings(params));
+                let output = JpegOutput {
+                    settings,
+                    demand: Demand::new(false),
+                    pictures: DropOldestQueue::new(compressed::JPEG_QUEUE),
+                };
+                (output, settings_tx)
             }),
         }
+    }
+
+    fn jpeg_output(&self) -> Option<&JpegOutput> {
+        self.jpeg.as_ref().map(|(output, _)| output)
     }
 
     /// Ends the compressed publishers (their queues are closed).
@@ -151,9 +169,34 @@ impl OutputFeeds {
         if let Some(tap) = &self.passthrough {
             tap.queue.close();
         }
-        if let Some(jpeg) = &self.jpeg {
+        if let Some(jpeg) = self.jpeg_output() {
             jpeg.pictures.close();
         }
+    }
+}
+
+/// What the stream lets change while it runs, from the parameters.
+fn live_settings(params: &NodeParams) -> LiveSettings {
+    LiveSettings {
+        camera: CameraSettings {
+            screen: params.screen.clone(),
+            target_bitrate_bps: params.target_bitrate_bps,
+            idr_interval_frames: params.idr_interval_frames,
+        },
+        adaptive_bitrate: params.adaptive_bitrate.then_some(AdaptiveBitrateConfig {
+            min_bitrate_bps: params.min_bitrate_bps,
+        }),
+        stall_timeout: params.stall_timeout,
+        reorder_wait: params.reorder_wait,
+    }
+}
+
+fn trigger_config(params: &NodeParams) -> TriggerConfig {
+    TriggerConfig {
+        enabled: params.auto_trigger,
+        class_ids: params.trigger_class_ids.clone(),
+        min_score: params.trigger_min_score,
+        timeout: params.trigger_timeout,
     }
 }
 
@@ -179,6 +222,7 @@ fn stream_config(
             .unwrap_or([0, 0, 0, 0].into()),
         0,
     );
+    let live = live_settings(params);
     Ok(StreamConfig {
         robot: RobotConfig {
             host: params.robot_host.clone(),
@@ -202,9 +246,9 @@ fn stream_config(
             udp_receive_buffer_bytes: params.udp_receive_buffer_bytes,
         },
         prepare: PrepareConfig {
-            screen: params.screen.clone(),
-            target_bitrate_bps: params.target_bitrate_bps,
-            idr_interval_frames: params.idr_interval_frames,
+            screen: live.camera.screen,
+            target_bitrate_bps: live.camera.target_bitrate_bps,
+            idr_interval_frames: live.camera.idr_interval_frames,
             // With aiming, the aimer owns the PTZ (it sends the initial pose once at start-up):
             // a session's set-up must not turn the camera away from the person it was just
             // aimed at, nor back at every reconnect.
@@ -216,11 +260,9 @@ fn stream_config(
             }),
         },
         connect_timeout: params.connect_timeout,
-        stall_timeout: params.stall_timeout,
-        reorder_wait: params.reorder_wait,
-        adaptive_bitrate: params.adaptive_bitrate.then_some(AdaptiveBitrateConfig {
-            min_bitrate_bps: params.min_bitrate_bps,
-        }),
+        stall_timeout: live.stall_timeout,
+        reorder_wait: live.reorder_wait,
+        adaptive_bitrate: live.adaptive_bitrate,
         reconnect_initial: params.reconnect_initial,
         reconnect_max: params.reconnect_max,
         token_refresh_interval: params.token_refresh,
@@ -237,7 +279,7 @@ fn stream_config(
         queue_depth: params.queue_depth,
         max_access_unit_bytes: params.max_access_unit_bytes,
         access_unit_tap: feeds.passthrough.clone(),
-        jpeg: feeds.jpeg.clone(),
+        jpeg: feeds.jpeg_output().cloned(),
     })
 }
 
@@ -249,21 +291,10 @@ fn image_qos(params: &NodeParams) -> QosProfile {
     }
 }
 
-/// Runs the node until `shutdown` is cancelled. `ctx` comes from `r2r::Context::create()`.
-pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), NodeError> {
-    let mut node = r2r::Node::create(ctx, NODE_NAME, "").map_err(ros("creating the node"))?;
-    let params = NodeParams::read(&read_params(&node), std::env::var("SPOT_IP").ok())?;
-    let credentials = Credentials::from_env()?;
-    tracing::info!(
-        ?params,
-        "effective configuration (credentials from BOSDYN_CLIENT_USERNAME/BOSDYN_CLIENT_PASSWORD)"
-    );
-    let calibration: Option<Calibration> = params
-        .camera_info_url
-        .as_deref()
-        .map(camera_info::load)
-        .transpose()?;
-    if calibration.is_none() {
+/// The calibration at `camera_info_url`. A file that does not exist yet is no calibration
+/// (`~/set_camera_info` writes it); one that cannot be read or parsed stops the node.
+fn load_calibration(params: &NodeParams) -> Result<Option<Calibration>, NodeError> {
+    let Some(url) = params.camera_info_url.as_deref() else {
         if params.aiming.enabled {
             tracing::info!(
                 "no camera_info_url: camera_info's K comes from the lens model (hfov_deg_at_zoom_1) at the measured zoom"
@@ -271,60 +302,94 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         } else {
             tracing::info!("no camera_info_url: camera_info is published uncalibrated (K = 0)");
         }
+        return Ok(None);
+    };
+    match camera_info::load(url) {
+        Ok(calibration) => Ok(Some(calibration)),
+        Err(camera_info::CameraInfoError::Read { path, cause })
+            if cause.kind() == std::io::ErrorKind::NotFound =>
+        {
+            tracing::warn!(
+                "camera_info_url: {path} does not exist yet; camera_info stays uncalibrated until ~/set_camera_info (cameracalibrator's \"commit\") writes it"
+            );
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The image and camera_info publishers.
+struct ImagePublishers {
+    image: Option<r2r::PublisherUntyped>,
+    info: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
+    jpeg: Option<r2r::Publisher<r2r::sensor_msgs::msg::CompressedImage>>,
+    ffmpeg: Option<r2r::Publisher<r2r::ffmpeg_image_transport_msgs::msg::FFMPEGPacket>>,
+    foxglove: Option<r2r::Publisher<r2r::foxglove_msgs::msg::CompressedVideo>>,
+}
+
+impl ImagePublishers {
+    fn create(node: &mut r2r::Node, params: &NodeParams) -> Result<Self, NodeError> {
+        let qos = image_qos(params);
+        let outputs = params.outputs;
+        Ok(Self {
+            // Images are published serialized in place (image_cdr): an untyped publisher.
+            image: outputs
+                .raw
+                .then(|| {
+                    node.create_publisher_untyped("image_raw", "sensor_msgs/msg/Image", qos.clone())
+                })
+                .transpose()
+                .map_err(ros("creating the image_raw publisher"))?,
+            info: node
+                .create_publisher("camera_info", qos.clone())
+                .map_err(ros("creating the camera_info publisher"))?,
+            jpeg: outputs
+                .compressed
+                .then(|| node.create_publisher("image_raw/compressed", qos.clone()))
+                .transpose()
+                .map_err(ros("creating the image_raw/compressed publisher"))?,
+            ffmpeg: outputs
+                .ffmpeg
+                .then(|| node.create_publisher("image_raw/ffmpeg", compressed::passthrough_qos()))
+                .transpose()
+                .map_err(ros("creating the image_raw/ffmpeg publisher"))?,
+            foxglove: outputs
+                .foxglove
+                .then(|| node.create_publisher("image_raw/foxglove", compressed::passthrough_qos()))
+                .transpose()
+                .map_err(ros("creating the image_raw/foxglove publisher"))?,
+        })
     }
 
-    let qos = image_qos(&params);
-    let outputs = params.outputs;
-    // Images are published serialized in place (image_cdr): an untyped publisher.
-    let image_pub = outputs
-        .raw
-        .then(|| node.create_publisher_untyped("image_raw", "sensor_msgs/msg/Image", qos.clone()))
-        .transpose()
-        .map_err(ros("creating the image_raw publisher"))?;
-    let info_pub = node
-        .create_publisher::<r2r::sensor_msgs::msg::CameraInfo>("camera_info", qos.clone())
-        .map_err(ros("creating the camera_info publisher"))?;
-    let jpeg_pub = outputs
-        .compressed
-        .then(|| {
-            node.create_publisher::<r2r::sensor_msgs::msg::CompressedImage>(
-                "image_raw/compressed",
-                qos.clone(),
-            )
-        })
-        .transpose()
-        .map_err(ros("creating the image_raw/compressed publisher"))?;
-    let ffmpeg_pub = outputs
-        .ffmpeg
-        .then(|| {
-            node.create_publisher::<r2r::ffmpeg_image_transport_msgs::msg::FFMPEGPacket>(
-                "image_raw/ffmpeg",
-                compressed::passthrough_qos(),
-            )
-        })
-        .transpose()
-        .map_err(ros("creating the image_raw/ffmpeg publisher"))?;
-    let foxglove_pub = outputs
-        .foxglove
-        .then(|| {
-            node.create_publisher::<r2r::foxglove_msgs::msg::CompressedVideo>(
-                "image_raw/foxglove",
-                compressed::passthrough_qos(),
-            )
-        })
-        .transpose()
-        .map_err(ros("creating the image_raw/foxglove publisher"))?;
+    fn subscribable(&self) -> Subscribable {
+        Subscribable {
+            image: self.image.clone(),
+            info: self.info.clone(),
+            jpeg: self.jpeg.clone(),
+            ffmpeg: self.ffmpeg.clone(),
+            foxglove: self.foxglove.clone(),
+        }
+    }
+}
+
+/// Runs the node until `shutdown` is cancelled. `ctx` comes from `r2r::Context::create()`.
+pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), NodeError> {
+    let mut node = r2r::Node::create(ctx, NODE_NAME, "").map_err(ros("creating the node"))?;
+    let store = ParameterStore::new(&read_params(&node), std::env::var("SPOT_IP").ok())?;
+    tracing::info!(
+        "parameters: {} (credentials from BOSDYN_CLIENT_USERNAME/BOSDYN_CLIENT_PASSWORD)",
+        store.summary()
+    );
+    let params = store.params().clone();
+    let credentials = Credentials::from_env()?;
+    let (calibration_tx, calibration) = watch::channel(load_calibration(&params)?);
+
+    let publishers = ImagePublishers::create(&mut node, &params)?;
     let stats_pub = node
-        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticStatus>(
-            "~/stats",
-            QosProfile::default(),
-        )
+        .create_publisher("~/stats", QosProfile::default())
         .map_err(ros("creating the ~/stats publisher"))?;
     let diagnostics_pub = node
-        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticArray>(
-            "/diagnostics",
-            QosProfile::default(),
-        )
+        .create_publisher("/diagnostics", QosProfile::default())
         .map_err(ros("creating the /diagnostics publisher"))?;
     let start_srv = node
         .create_service::<Trigger::Service>("~/start_stream", QosProfile::services_default())
@@ -332,11 +397,18 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let stop_srv = node
         .create_service::<Trigger::Service>("~/stop_stream", QosProfile::services_default())
         .map_err(ros("creating ~/stop_stream"))?;
+    let set_camera_info_srv = node
+        .create_service::<SetCameraInfo::Service>(
+            "~/set_camera_info",
+            QosProfile::services_default(),
+        )
+        .map_err(ros("creating ~/set_camera_info"))?;
     let detections = detections::subscribe(&mut node)?;
     let full_name = node
         .fully_qualified_name()
         .unwrap_or_else(|_| format!("/{NODE_NAME}"));
     let status_name = format!("{}: stream", full_name.trim_start_matches('/'));
+    let (live_params, parameter_server) = parameters::serve(&mut node, store, shutdown.clone())?;
 
     let feeds = OutputFeeds::new(&params);
     let stream_shutdown = shutdown.child_token();
@@ -345,12 +417,13 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         params.autostart,
         stream_shutdown.clone(),
     )?;
-    let trigger = Arc::new(Mutex::new(AutoTrigger::new(TriggerConfig {
-        enabled: params.auto_trigger,
-        class_ids: params.trigger_class_ids.clone(),
-        min_score: params.trigger_min_score,
-        timeout: params.trigger_timeout,
-    })));
+    let trigger = Arc::new(Mutex::new(AutoTrigger::new(trigger_config(&params))));
+    if params.autostart && params.auto_trigger {
+        tracing::info!(
+            "autostart with auto_trigger: streaming now, and stopping trigger_timeout_secs after the last matching detection (none yet)"
+        );
+        lock(&trigger).own_started_stream(Instant::now());
+    }
 
     let stamper = Arc::new(Mutex::new(Stamper::new()));
     let aiming = if params.aiming.enabled {
@@ -376,75 +449,96 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         }
     });
 
-    let subscriber_watch = tokio::spawn(follow_subscribers(
-        handle.clone(),
-        Subscribable {
-            image: image_pub.clone(),
-            info: info_pub.clone(),
-            jpeg: jpeg_pub.clone(),
-            ffmpeg: ffmpeg_pub.clone(),
-            foxglove: foxglove_pub.clone(),
-        },
-        Demands {
-            jpeg: feeds.jpeg.as_ref().map(|j| j.demand.clone()),
-            passthrough: feeds.passthrough.as_ref().map(|t| t.demand.clone()),
-        },
-        shutdown.clone(),
-    ));
+    let mut tasks = vec![
+        parameter_server,
+        tokio::spawn(follow_parameters(
+            live_params.clone(),
+            LiveTargets {
+                handle: handle.clone(),
+                jpeg: feeds.jpeg.as_ref().map(|(_, settings)| settings.clone()),
+                trigger: trigger.clone(),
+                aim: aim.clone(),
+            },
+            shutdown.clone(),
+        )),
+        tokio::spawn(follow_subscribers(
+            handle.clone(),
+            publishers.subscribable(),
+            Demands {
+                jpeg: feeds.jpeg_output().map(|j| j.demand.clone()),
+                passthrough: feeds.passthrough.as_ref().map(|t| t.demand.clone()),
+            },
+            shutdown.clone(),
+        )),
+        tokio::spawn(serve_services(
+            handle.clone(),
+            trigger.clone(),
+            start_srv,
+            stop_srv,
+            shutdown.clone(),
+        )),
+        tokio::spawn(serve_set_camera_info(
+            set_camera_info_srv,
+            Calibrator {
+                url: params.camera_info_url.clone(),
+                calibration: calibration_tx,
+                handle: handle.clone(),
+                aim: aim.clone(),
+            },
+            shutdown.clone(),
+        )),
+        tokio::spawn(follow_detections(
+            handle.clone(),
+            trigger.clone(),
+            aim.clone(),
+            detections,
+            shutdown.clone(),
+        )),
+        tokio::spawn(report(
+            handle.clone(),
+            trigger,
+            live_params,
+            ReportPublishers {
+                stats: stats_pub,
+                diagnostics: diagnostics_pub,
+                status_name,
+                hardware_id: params.robot_host.clone(),
+            },
+            aim.clone(),
+            shutdown.clone(),
+        )),
+    ];
     let publisher = tokio::spawn(publish_frames(
         handle.clone(),
-        image_pub,
-        info_pub,
+        publishers.image,
+        publishers.info,
         params.frame_id.clone(),
         calibration,
         stamper.clone(),
-        aim.clone(),
+        aim,
     ));
     let passthrough_publisher = feeds.passthrough.as_ref().map(|tap| {
         tokio::spawn(compressed::publish_passthrough(
             tap.queue.clone(),
-            ffmpeg_pub,
-            foxglove_pub,
+            publishers.ffmpeg,
+            publishers.foxglove,
             params.frame_id.clone(),
             stamper.clone(),
             handle.stats(),
         ))
     });
-    let jpeg_publisher = feeds.jpeg.as_ref().zip(jpeg_pub).map(|(jpeg, publisher)| {
-        tokio::spawn(compressed::publish_jpeg(
-            jpeg.pictures.clone(),
-            publisher,
-            params.frame_id.clone(),
-            stamper,
-            handle.stats(),
-        ))
-    });
-    let services = tokio::spawn(serve_services(
-        handle.clone(),
-        trigger.clone(),
-        start_srv,
-        stop_srv,
-        shutdown.clone(),
-    ));
-    let detections_task = tokio::spawn(follow_detections(
-        handle.clone(),
-        trigger.clone(),
-        aim.clone(),
-        detections,
-        shutdown.clone(),
-    ));
-    let reporter = tokio::spawn(report(
-        handle.clone(),
-        trigger,
-        params.auto_trigger,
-        params.diagnostics_period,
-        stats_pub,
-        diagnostics_pub,
-        status_name,
-        params.robot_host.clone(),
-        aim,
-        shutdown.clone(),
-    ));
+    let jpeg_publisher = feeds
+        .jpeg_output()
+        .zip(publishers.jpeg)
+        .map(|(jpeg, publisher)| {
+            tokio::spawn(compressed::publish_jpeg(
+                jpeg.pictures.clone(),
+                publisher,
+                params.frame_id.clone(),
+                stamper,
+                handle.stats(),
+            ))
+        });
 
     shutdown.cancelled().await;
     stream_shutdown.cancel();
@@ -452,22 +546,59 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let _ = stream_task.await;
     let _ = publisher.await;
     feeds.close();
-    for task in [passthrough_publisher, jpeg_publisher]
-        .into_iter()
-        .flatten()
-    {
+    tasks.extend(
+        [passthrough_publisher, jpeg_publisher]
+            .into_iter()
+            .flatten(),
+    );
+    tasks.extend(aiming.into_iter().flat_map(|aiming| aiming.tasks));
+    for task in tasks {
         let _ = task.await;
-    }
-    for task in [services, detections_task, reporter, subscriber_watch] {
-        let _ = task.await;
-    }
-    if let Some(aiming) = aiming {
-        for task in aiming.tasks {
-            let _ = task.await;
-        }
     }
     let _ = spinner.await;
     Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where parameter changes take effect.
+struct LiveTargets {
+    handle: StreamHandle,
+    jpeg: Option<watch::Sender<JpegSettings>>,
+    trigger: Arc<Mutex<AutoTrigger>>,
+    aim: Option<Arc<aiming::AimContext>>,
+}
+
+/// Applies each change of the parameters (`ros2 param set`) to what runs.
+async fn follow_parameters(
+    mut params: watch::Receiver<Arc<NodeParams>>,
+    targets: LiveTargets,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = params.changed() => if changed.is_err() { return },
+        }
+        let params = params.borrow_and_update().clone();
+        targets.handle.reconfigure(live_settings(&params));
+        if let Some(jpeg) = &targets.jpeg {
+            jpeg.send_if_modified(|settings| {
+                let wanted = jpeg_settings(&params);
+                let changed = *settings != wanted;
+                *settings = wanted;
+                changed
+            });
+        }
+        lock(&targets.trigger).set_config(trigger_config(&params));
+        if let Some(aim) = &targets.aim {
+            aim.reconfigure(&params);
+        }
+    }
 }
 
 /// The publishers whose subscriber counts decide what the stream does.
@@ -589,13 +720,14 @@ async fn publish_frames(
     image_pub: Option<r2r::PublisherUntyped>,
     info_pub: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
     frame_id: String,
-    calibration: Option<Calibration>,
+    mut calibration: watch::Receiver<Option<Calibration>>,
     stamper: Arc<Mutex<Stamper>>,
     aim: Option<Arc<aiming::AimContext>>,
 ) {
     let frames = handle.frames();
     let stats = handle.stats();
     let mut warned_calibration_size = false;
+    let mut current: Option<Calibration> = calibration.borrow_and_update().clone();
     let prefix_bytes = image_cdr::prefix_len(&frame_id);
     while let Some(frame) = frames.pop().await {
         if frame.headroom != prefix_bytes {
@@ -609,7 +741,11 @@ async fn publish_frames(
         }
         let header = messages::frame_header(&stamper, frame.first_arrival, &frame_id);
         let (width, height, arrival) = (frame.width, frame.height, frame.first_arrival);
-        if let Some(c) = &calibration
+        if calibration.has_changed().unwrap_or(false) {
+            current = calibration.borrow_and_update().clone();
+            warned_calibration_size = false;
+        }
+        if let Some(c) = &current
             && !warned_calibration_size
             && (c.image_width, c.image_height) != (width, height)
         {
@@ -634,12 +770,109 @@ async fn publish_frames(
         }
         // Without a calibration for this size: the lens model at the zoom of capture.
         let zoom_k = aim.as_ref().and_then(|a| a.k_at(width, height, arrival));
-        let info = messages::camera_info(header, width, height, calibration.as_ref(), zoom_k);
+        // A calibration with its zoom follows the zoom of capture.
+        let zoomed = current.as_ref().map(|c| {
+            match aim.as_ref().and_then(|a| a.driver().zoom_at(arrival)) {
+                Some(zoom) => std::borrow::Cow::Owned(c.at_zoom(zoom)),
+                None => std::borrow::Cow::Borrowed(c),
+            }
+        });
+        let info = messages::camera_info(header, width, height, zoomed.as_deref(), zoom_k);
         if let Err(error) = info_pub.publish(&info) {
             tracing::warn!(%error, "could not publish camera_info");
         }
         bump(&stats.frames_published);
         stats.record_latency(arrival.elapsed());
+    }
+}
+
+/// What `~/set_camera_info` needs.
+struct Calibrator {
+    /// `camera_info_url`: where the calibration is saved.
+    url: Option<String>,
+    calibration: watch::Sender<Option<Calibration>>,
+    handle: StreamHandle,
+    aim: Option<Arc<aiming::AimContext>>,
+}
+
+impl Calibrator {
+    /// Checks, saves and takes a calibration (`cameracalibrator`'s "commit"); the error is the
+    /// `status_message`.
+    fn take(&self, info: &r2r::sensor_msgs::msg::CameraInfo) -> Result<String, String> {
+        let Some(url) = &self.url else {
+            return Err("camera_info_url is empty: set it to a file:///absolute/path.yaml the node may write, and restart the node".to_string());
+        };
+        let matrix = |rows: usize, cols: usize, data: &[f64]| camera_info::Matrix {
+            rows,
+            cols,
+            data: data.to_vec(),
+        };
+        // The zoom now: K holds for it (and follows the zoom from here on).
+        let zoom = self
+            .aim
+            .as_ref()
+            .and_then(|a| a.driver().zoom_at(Instant::now()));
+        let calibration = Calibration {
+            image_width: info.width,
+            image_height: info.height,
+            camera_name: NODE_NAME.to_string(),
+            camera_matrix: matrix(3, 3, &info.k),
+            distortion_model: info.distortion_model.clone(),
+            distortion_coefficients: matrix(1, info.d.len(), &info.d),
+            rectification_matrix: matrix(3, 3, &info.r),
+            projection_matrix: matrix(3, 4, &info.p),
+            ptz_zoom: zoom,
+        };
+        calibration
+            .validate()
+            .map_err(|problem| format!("calibration refused: {problem}; nothing was saved"))?;
+        let stats = self.handle.stats().snapshot();
+        if stats.width > 0
+            && (stats.width, stats.height) != (calibration.image_width, calibration.image_height)
+        {
+            return Err(format!(
+                "calibration refused: it is for {}x{} but the stream is {}x{}; nothing was saved",
+                calibration.image_width, calibration.image_height, stats.width, stats.height
+            ));
+        }
+        camera_info::save(url, &calibration).map_err(|error| error.to_string())?;
+        tracing::info!(url = %url, zoom = ?zoom, "calibration saved; camera_info carries it from the next frame");
+        self.calibration.send_replace(Some(calibration));
+        Ok(String::new())
+    }
+}
+
+/// `~/set_camera_info` (`sensor_msgs/srv/SetCameraInfo`), as camera_info_manager serves it, but
+/// a calibration that cannot be used or saved is refused and changes nothing.
+async fn serve_set_camera_info(
+    mut requests: impl futures::Stream<Item = r2r::ServiceRequest<SetCameraInfo::Service>> + Unpin,
+    calibrator: Calibrator,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            request = requests.next() => match request {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let response = match calibrator.take(&request.message.camera_info) {
+            Ok(status_message) => SetCameraInfo::Response {
+                success: true,
+                status_message,
+            },
+            Err(status_message) => {
+                tracing::warn!("~/set_camera_info: {status_message}");
+                SetCameraInfo::Response {
+                    success: false,
+                    status_message,
+                }
+            }
+        };
+        if let Err(error) = request.respond(response) {
+            tracing::warn!(%error, "could not answer ~/set_camera_info");
+        }
     }
 }
 
@@ -747,39 +980,55 @@ async fn follow_detections(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where the reports go.
+struct ReportPublishers {
+    stats: r2r::Publisher<r2r::diagnostic_msgs::msg::DiagnosticStatus>,
+    diagnostics: r2r::Publisher<r2r::diagnostic_msgs::msg::DiagnosticArray>,
+    status_name: String,
+    hardware_id: String,
+}
+
+/// Publishes `~/stats` and `/diagnostics` every `diagnostics_period_secs` (live).
 async fn report(
     handle: StreamHandle,
     trigger: Arc<Mutex<AutoTrigger>>,
-    auto_trigger: bool,
-    period: Duration,
-    stats_pub: r2r::Publisher<r2r::diagnostic_msgs::msg::DiagnosticStatus>,
-    diagnostics_pub: r2r::Publisher<r2r::diagnostic_msgs::msg::DiagnosticArray>,
-    status_name: String,
-    hardware_id: String,
+    mut params: watch::Receiver<Arc<NodeParams>>,
+    publishers: ReportPublishers,
     aim: Option<Arc<aiming::AimContext>>,
     shutdown: CancellationToken,
 ) {
     let stats = handle.stats();
     let mut previous = stats.snapshot();
+    let mut period = params.borrow_and_update().diagnostics_period;
     let mut tick = tokio::time::interval(period);
     tick.tick().await;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+            changed = params.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = params.borrow_and_update().diagnostics_period;
+                if now != period {
+                    period = now;
+                    tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                }
+                continue;
+            }
         }
         let now = Instant::now();
         let snapshot = stats.snapshot();
         let rates = Rates::between(&previous, &snapshot);
         let detections = {
-            let t = trigger.lock().unwrap_or_else(|p| p.into_inner());
+            let t = lock(&trigger);
             DetectionSummary {
                 messages: t.detection_messages(),
                 last: t
                     .last_detection(now)
                     .map(|(age, class)| (age, class.to_string())),
-                auto_trigger,
+                auto_trigger: t.is_enabled(),
             }
         };
         let mut report = status_report::build(&handle.status(), &snapshot, rates, &detections, now);
@@ -790,11 +1039,15 @@ async fn report(
             report.values.extend(aim.status_values(now));
         }
         previous = snapshot;
-        let status = messages::diagnostic_status(&report, &status_name, &hardware_id);
-        if let Err(error) = stats_pub.publish(&status) {
+        let status =
+            messages::diagnostic_status(&report, &publishers.status_name, &publishers.hardware_id);
+        if let Err(error) = publishers.stats.publish(&status) {
             tracing::warn!(%error, "could not publish ~/stats");
         }
-        if let Err(error) = diagnostics_pub.publish(&messages::diagnostic_array(status)) {
+        if let Err(error) = publishers
+            .diagnostics
+            .publish(&messages::diagnostic_array(status))
+        {
             tracing::warn!(%error, "could not publish /diagnostics");
         }
     }

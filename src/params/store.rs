@@ -1,0 +1,312 @@
+//! The parameters of a running node: their current values, and changes (`ros2 param set`,
+//! rqt_reconfigure) checked against the declarations and against each other before any is
+//! taken. ROS-free; [`crate::ros::parameters`] serves it over the ROS parameter services.
+
+use std::collections::HashMap;
+
+use super::node_params::{NodeParams, ParamError, ParamSource, ParamValue, check};
+use super::table::{Apply, PARAMETERS, ParamSpec, yaml_value};
+
+/// A change asked for: a parameter's new value (`None`: unset it, which no parameter of this
+/// node accepts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub name: String,
+    pub value: Option<ParamValue>,
+}
+
+/// A parameter whose value a set changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Changed {
+    pub spec: &'static ParamSpec,
+    pub before: ParamValue,
+    pub after: ParamValue,
+}
+
+/// What a set did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SetOutcome {
+    /// One per change (atomic: one for the whole batch): taken, or the reason it was refused.
+    pub results: Vec<Result<(), String>>,
+    /// The parameters whose value changed, in the order they were set.
+    pub changed: Vec<Changed>,
+}
+
+/// Every parameter's value, and the [`NodeParams`] they make.
+#[derive(Clone, Debug)]
+pub struct ParameterStore {
+    /// In the order of [`PARAMETERS`].
+    values: Vec<ParamValue>,
+    params: NodeParams,
+    spot_ip: Option<String>,
+}
+
+impl ParameterStore {
+    /// The parameters given at start (a parameter file, `-p`), checked; the others at their
+    /// defaults. `spot_ip`: see [`NodeParams::read`].
+    pub fn new(given: &dyn ParamSource, spot_ip: Option<String>) -> Result<Self, ParamError> {
+        let params = NodeParams::read(given, spot_ip.clone())?;
+        let values = PARAMETERS
+            .iter()
+            .map(|spec| match given.get(spec.name) {
+                Some(value) => check(spec, value),
+                None => Ok(spec.kind.default_value()),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            values,
+            params,
+            spot_ip,
+        })
+    }
+
+    /// The checked parameters.
+    pub fn params(&self) -> &NodeParams {
+        &self.params
+    }
+
+    /// The value of `name`, if it is a parameter of this node.
+    pub fn get(&self, name: &str) -> Option<&ParamValue> {
+        PARAMETERS
+            .iter()
+            .position(|spec| spec.name == name)
+            .map(|i| &self.values[i])
+    }
+
+    /// Every parameter with its value, in the table's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static ParamSpec, &ParamValue)> {
+        PARAMETERS.iter().zip(&self.values)
+    }
+
+    /// One line for the log: the parameters not at their default (never a secret: credentials
+    /// are not parameters).
+    pub fn summary(&self) -> String {
+        let set: Vec<String> = self
+            .iter()
+            .filter(|(spec, value)| spec.kind.default_value() != **value)
+            .map(|(spec, value)| format!("{}={}", spec.name, yaml_value(value)))
+            .collect();
+        if set.is_empty() {
+            "every parameter at its default".to_string()
+        } else {
+            format!("{}; every other parameter at its default", set.join(", "))
+        }
+    }
+
+    /// Sets parameters as `set_parameters` does (each taken or refused on its own, in order),
+    /// or, with `atomic`, as `set_parameters_atomically` does (all or none, one result).
+    pub fn set(&mut self, changes: &[Change], atomic: bool) -> SetOutcome {
+        let before = self.values.clone();
+        let mut results = Vec::new();
+        if atomic {
+            let mut candidate = self.values.clone();
+            let outcome = changes
+                .iter()
+                .try_for_each(|change| put(&mut candidate, change))
+                .and_then(|()| self.take(candidate));
+            results.push(outcome);
+        } else {
+            for change in changes {
+                let mut candidate = self.values.clone();
+                let outcome = put(&mut candidate, change).and_then(|()| self.take(candidate));
+                results.push(outcome);
+            }
+        }
+        let mut changed = Vec::new();
+        for change in changes {
+            let Some(i) = index(&change.name) else {
+                continue;
+            };
+            let already = changed.iter().any(|c: &Changed| c.spec.name == change.name);
+            if before[i] != self.values[i] && !already {
+                changed.push(Changed {
+                    spec: &PARAMETERS[i],
+                    before: before[i].clone(),
+                    after: self.values[i].clone(),
+                });
+            }
+        }
+        SetOutcome { results, changed }
+    }
+
+    /// Takes `candidate` when the parameters it makes are valid together.
+    fn take(&mut self, candidate: Vec<ParamValue>) -> Result<(), String> {
+        let source: HashMap<String, ParamValue> = PARAMETERS
+            .iter()
+            .map(|spec| spec.name.to_string())
+            .zip(candidate.iter().cloned())
+            .collect();
+        let params =
+            NodeParams::read(&source, self.spot_ip.clone()).map_err(|error| error.to_string())?;
+        self.values = candidate;
+        self.params = params;
+        Ok(())
+    }
+}
+
+fn index(name: &str) -> Option<usize> {
+    PARAMETERS.iter().position(|spec| spec.name == name)
+}
+
+/// Puts one change into `values`, or says why it cannot be made.
+fn put(values: &mut [ParamValue], change: &Change) -> Result<(), String> {
+    let name = &change.name;
+    let Some(i) = index(name) else {
+        return Err(format!(
+            "parameter {name} is not a parameter of this node; `ros2 param list` shows them"
+        ));
+    };
+    let spec = &PARAMETERS[i];
+    if spec.apply == Apply::AtStart {
+        return Err(format!(
+            "parameter {name} is read-only while the node runs: set it in the parameter file \
+             or with `-p {name}:=...` and restart the node"
+        ));
+    }
+    let Some(value) = change.value.clone() else {
+        return Err(format!(
+            "parameter {name} cannot be unset; accepted: {}",
+            spec.kind.accepted()
+        ));
+    };
+    values[i] = check(spec, value).map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> ParameterStore {
+        let given: HashMap<String, ParamValue> =
+            [("robot_host".to_string(), ParamValue::String("robot".into()))].into();
+        ParameterStore::new(&given, None).unwrap()
+    }
+
+    fn change(name: &str, value: ParamValue) -> Change {
+        Change {
+            name: name.to_string(),
+            value: Some(value),
+        }
+    }
+
+    #[test]
+    fn a_live_parameter_changes_and_is_reported() {
+        let mut store = store();
+        let outcome = store.set(
+            &[change("target_bitrate_bps", ParamValue::Integer(1_000_000))],
+            false,
+        );
+        assert_eq!(outcome.results, vec![Ok(())]);
+        assert_eq!(store.params().target_bitrate_bps, Some(1_000_000));
+        assert_eq!(outcome.changed.len(), 1);
+        assert_eq!(outcome.changed[0].before, ParamValue::Integer(2_000_000));
+        // The same value again changes nothing.
+        let again = store.set(
+            &[change("target_bitrate_bps", ParamValue::Integer(1_000_000))],
+            false,
+        );
+        assert_eq!(again.results, vec![Ok(())]);
+        assert!(again.changed.is_empty());
+        // An integer for a number parameter is taken as a number.
+        let rate = store.set(&[change("jpeg_max_rate_hz", ParamValue::Integer(5))], false);
+        assert_eq!(rate.results, vec![Ok(())]);
+        assert_eq!(
+            store.get("jpeg_max_rate_hz"),
+            Some(&ParamValue::Double(5.0))
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_parameter_and_change_nothing() {
+        let mut store = store();
+        let cases = [
+            (
+                change("target_bitrate_bps", ParamValue::Integer(-1)),
+                "from 0 to 100000000",
+            ),
+            (
+                change("target_bitrate_bps", ParamValue::String("fast".into())),
+                "expected an integer",
+            ),
+            (
+                change("aim_policy", ParamValue::String("nearest".into())),
+                "largest, highest_score, round_robin",
+            ),
+            (
+                change("robot_host", ParamValue::String("other".into())),
+                "read-only",
+            ),
+            (
+                change("no_such_parameter", ParamValue::Bool(true)),
+                "not a parameter of this node",
+            ),
+            (
+                change(
+                    "ptz_mount_xyz",
+                    ParamValue::DoubleArray(vec![0.0, f64::NAN, 0.0]),
+                ),
+                "3 finite numbers",
+            ),
+            (
+                Change {
+                    name: "jpeg_quality".into(),
+                    value: None,
+                },
+                "cannot be unset",
+            ),
+        ];
+        for (change, expected) in cases {
+            let name = change.name.clone();
+            let outcome = store.set(&[change], false);
+            let reason = outcome.results[0].clone().unwrap_err();
+            assert!(
+                reason.contains(&name) && reason.contains(expected),
+                "{reason}"
+            );
+            assert!(outcome.changed.is_empty());
+        }
+        assert_eq!(
+            store.params(),
+            ParameterStore::new(
+                &HashMap::from([("robot_host".to_string(), ParamValue::String("robot".into()))]),
+                None,
+            )
+            .unwrap()
+            .params()
+        );
+    }
+
+    #[test]
+    fn an_atomic_batch_with_one_bad_value_changes_nothing() {
+        let mut store = store();
+        let outcome = store.set(
+            &[
+                change("jpeg_quality", ParamValue::Integer(50)),
+                change("aim_deadband_deg", ParamValue::Double(90.0)),
+            ],
+            true,
+        );
+        assert_eq!(outcome.results.len(), 1);
+        assert!(
+            outcome.results[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("aim_deadband_deg")
+        );
+        assert!(outcome.changed.is_empty());
+        assert_eq!(store.params().jpeg_quality, 80);
+        // Not atomic: the good one is taken, the bad one refused.
+        let outcome = store.set(
+            &[
+                change("jpeg_quality", ParamValue::Integer(50)),
+                change("aim_deadband_deg", ParamValue::Double(90.0)),
+            ],
+            false,
+        );
+        assert_eq!(outcome.results[0], Ok(()));
+        assert!(outcome.results[1].is_err());
+        assert_eq!(store.params().jpeg_quality, 50);
+        assert_eq!(outcome.changed.len(), 1);
+    }
+}
