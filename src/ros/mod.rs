@@ -198,6 +198,8 @@ fn stream_config(
         },
         answerer: AnswererConfig {
             udp_bind_addrs: vec![bind.to_string()],
+            // Any port until the udp_port_min/udp_port_max parameters are wired in.
+            udp_port_range: None,
             ice_gather_timeout: params.connect_timeout.min(Duration::from_secs(5)),
             udp_receive_buffer_bytes: params.udp_receive_buffer_bytes,
         },
