@@ -2,7 +2,7 @@
 //!
 //! Publishes `image_raw` (bgr8) and `camera_info` with identical headers, the compressed
 //! outputs `image_raw/compressed`, `image_raw/ffmpeg` and `image_raw/foxglove`
-//! ([`compressed`]), `~/stats` and `/diagnostics`; serves `~/start_stream` and `~/stop_stream`;
+//! ([`compressed`]), `~/stats`, `/diagnostics` and the log lines on `/rosout` ([`rosout`]); serves `~/start_stream` and `~/stop_stream`;
 //! subscribes to `detections` and `detections_3d` ([`detections`]) to start the stream and to
 //! aim the PTZ ([`aiming`]). Everything else lives in the ROS-free library.
 
@@ -13,6 +13,7 @@ pub mod image_cdr;
 pub mod logging;
 pub mod messages;
 pub mod middleware;
+pub mod rosout;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -254,6 +255,7 @@ fn image_qos(params: &NodeParams) -> QosProfile {
 /// Runs the node until `shutdown` is cancelled. `ctx` comes from `r2r::Context::create()`.
 pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), NodeError> {
     let mut node = r2r::Node::create(ctx, NODE_NAME, "").map_err(ros("creating the node"))?;
+    let rosout = rosout::start(&mut node, shutdown.clone());
     let params = NodeParams::read(&read_params(&node), std::env::var("SPOT_IP").ok())?;
     let credentials = Credentials::from_env()?;
     tracing::info!(
@@ -469,6 +471,9 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         }
     }
     let _ = spinner.await;
+    if let Some(rosout) = rosout {
+        let _ = rosout.await;
+    }
     Ok(())
 }
 
