@@ -160,7 +160,7 @@ impl std::fmt::Display for UdpPortRange {
 }
 
 /// Resolves `addrs` (each `ip:0`, or `host:0`) and gives every one the same port of `range`,
-/// one that is free on all of them now; waits up to [`WAIT_FOR_FREE_PORT`] for one to free up.
+/// one that is free on all of them now; waits up to 1.5 s for one to free up.
 /// Each address is tried on its own (a wildcard covers every interface address, so it is only
 /// free when no interface has the port taken).
 pub async fn choose_bind_addrs(
