@@ -7,7 +7,8 @@
 //! 2. [`camera_link`] — the link to the camera: [`camera_link::signalling`] (HTTPS SDP
 //!    offer/answer on `/h264.sdp`), [`camera_link::answerer`] (the WebRTC answerer that hands
 //!    every video RTP packet to the stream task), [`camera_link::sockets`] (the UDP sockets
-//!    WebRTC uses) and [`camera_link::peer`] (the peer-connection set-up shared with the
+//!    WebRTC uses), [`camera_link::port_range`] (the local UDP ports they may bind, for a
+//!    firewall) and [`camera_link::peer`] (the peer-connection set-up shared with the
 //!    simulated camera).
 //! 3. [`media`] — the media path: [`media::depacketizer`] (RTP → Annex-B access units, loss
 //!    detection), [`media::decoder`] (H.264 on its own thread; [`media::catch_up`] keeps what a
@@ -21,7 +22,8 @@
 //! `ptz_stream_probe` CLI's run loop and window), [`params`] and [`trigger`] (the node's
 //! configuration and detection trigger), [`camera_info`] (calibration), [`logging`] (what the binaries log by default), [`sim`] (the simulated
 //! robot and camera used by tests, benchmarks and the demo), and `ros` (the only r2r code,
-//! behind the default `ros` feature).
+//! behind the default `ros` feature; `ros::logging` and `ros::rosout` take the log lines to
+//! the ROS console and on `/rosout`).
 
 pub mod adaptive_bitrate;
 pub mod aiming;

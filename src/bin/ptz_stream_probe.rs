@@ -10,6 +10,9 @@
 //! playable file). `--snapshot-every SECS --snapshot-dir DIR` writes decoded frames as PNG.
 //! `--display` shows the stream in a window with a statistics overlay when an X display is
 //! available (headless otherwise); closing the window ends the run like Ctrl+C.
+//!
+//! `--udp-port-min 21000 --udp-port-max 22000` keeps WebRTC's UDP sockets within the ports a
+//! firewall admits (Spot CORE I/O). A flag given twice takes its last value.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use spot_ptz_stream::camera_link::answerer::{AnswererConfig, DEFAULT_UDP_RECEIVE_BUFFER_BYTES};
+use spot_ptz_stream::camera_link::port_range::UdpPortRange;
 use spot_ptz_stream::camera_link::signalling::SignallingConfig;
 use spot_ptz_stream::media::convert::ColorSpec;
 use spot_ptz_stream::media::decoder::{DecoderBackend, DecoderSettings};
@@ -31,7 +35,7 @@ use spot_ptz_stream::{logging, shutdown};
 
 /// Test the Spot CAM WebRTC stream from this computer, without ROS.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_override_self = true)]
 struct Args {
     /// Robot hostname or IP.
     robot_host: String,
@@ -65,6 +69,13 @@ struct Args {
     /// Local address for the WebRTC UDP sockets.
     #[arg(long, default_value = "0.0.0.0")]
     udp_bind_address: IpAddr,
+    /// Lowest local UDP port for WebRTC, with --udp-port-max (a Spot CORE I/O admits inbound
+    /// UDP on 21000-22000 only); both 0: any port.
+    #[arg(long, default_value_t = 0, requires = "udp_port_max")]
+    udp_port_min: u16,
+    /// Highest local UDP port for WebRTC, with --udp-port-min.
+    #[arg(long, default_value_t = 0, requires = "udp_port_min")]
+    udp_port_max: u16,
     /// H.264 decoder: libavcodec (FFmpeg, the default when built in) or openh264.
     #[arg(long, value_parser = parse_decoder)]
     decoder: Option<DecoderBackend>,
@@ -127,6 +138,11 @@ fn config(args: &Args) -> anyhow::Result<StreamConfig> {
         },
         answerer: AnswererConfig {
             udp_bind_addrs: vec![format!("{}:0", args.udp_bind_address)],
+            udp_port_range: UdpPortRange::from_params(
+                i64::from(args.udp_port_min),
+                i64::from(args.udp_port_max),
+            )
+            .context("--udp-port-min/--udp-port-max")?,
             ice_gather_timeout: Duration::from_secs(5),
             udp_receive_buffer_bytes: args.udp_receive_buffer_bytes,
         },

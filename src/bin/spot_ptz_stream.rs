@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use spot_ptz_stream::ros::{self, logging::RosLogLayer, middleware};
+use spot_ptz_stream::ros::{self, logging::RosLogLayer, middleware, rosout::RosoutLayer};
 use spot_ptz_stream::{logging, shutdown};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     tracing_subscriber::registry()
         .with(logging::filter("SPOT_PTZ_STREAM_LOG", "info"))
         .with(RosLogLayer::new(ros::NODE_NAME))
+        // Every line also on /rosout, once `ros::run` has created the node (queued until then).
+        .with(RosoutLayer::install())
         .init();
     // One TLS crypto provider (ring) for gRPC, HTTPS and DTLS.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -30,6 +30,7 @@ pub use crate::camera_link::peer::PeerState;
 use crate::camera_link::peer::{
     self, PeerSetupError, StateReporter, TrackHandler, watch_remote_close,
 };
+use crate::camera_link::port_range::{self, PortChoiceError, UdpPortRange};
 use crate::camera_link::sdp::{media_sections, normalize_offer_directions};
 use crate::camera_link::sockets::UdpBufferRuntime;
 
@@ -39,6 +40,10 @@ pub struct AnswererConfig {
     /// Local UDP addresses to bind (`ip:port`). A wildcard (`0.0.0.0:0`) binds one socket per
     /// non-loopback interface; loopback tests must pass `127.0.0.1:0`.
     pub udp_bind_addrs: Vec<String>,
+    /// The local UDP ports WebRTC may bind (`None`: any port the system gives). With a range,
+    /// the addresses of [`udp_bind_addrs`](Self::udp_bind_addrs) must have port 0; each session
+    /// binds all of them to one free port of the range ([`crate::camera_link::port_range`]).
+    pub udp_port_range: Option<UdpPortRange>,
     /// Upper bound on waiting for ICE gathering to complete before the answer is returned.
     pub ice_gather_timeout: Duration,
     /// Kernel receive buffer asked for on each UDP socket (0 = system default); see
@@ -54,6 +59,7 @@ impl Default for AnswererConfig {
     fn default() -> Self {
         Self {
             udp_bind_addrs: vec!["0.0.0.0:0".to_owned()],
+            udp_port_range: None,
             ice_gather_timeout: Duration::from_secs(5),
             udp_receive_buffer_bytes: DEFAULT_UDP_RECEIVE_BUFFER_BYTES,
         }
@@ -75,6 +81,9 @@ pub enum WebRtcError {
     /// The media engine or the peer connection could not be set up.
     #[error(transparent)]
     Setup(#[from] PeerSetupError),
+    /// No port of the configured UDP port range could be used.
+    #[error(transparent)]
+    Port(#[from] PortChoiceError),
     /// The camera's offer was not valid SDP or could not be applied.
     #[error(
         "the camera's SDP offer could not be applied: {0}; check the signalling payload (base64-decoded SDP expected)"
@@ -363,8 +372,14 @@ impl AnswererSession {
             video: Arc::clone(&video),
             tasks: Arc::clone(&tasks),
         };
-        let runtime = Arc::new(UdpBufferRuntime::new(cfg.udp_receive_buffer_bytes));
-        let pc = peer::build(me, registry, runtime, reporter, tracks, &cfg.udp_bind_addrs).await?;
+        let bind_addrs = match cfg.udp_port_range {
+            Some(range) => port_range::choose_bind_addrs(&cfg.udp_bind_addrs, range).await?,
+            None => cfg.udp_bind_addrs.clone(),
+        };
+        let runtime = Arc::new(
+            UdpBufferRuntime::new(cfg.udp_receive_buffer_bytes).with_port_range(cfg.udp_port_range),
+        );
+        let pc = peer::build(me, registry, runtime, reporter, tracks, &bind_addrs).await?;
 
         let watchdog = tokio::spawn(watch_remote_close(Arc::clone(&pc), state_tx.clone()));
         if let Ok(mut t) = tasks.lock() {

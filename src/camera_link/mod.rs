@@ -5,6 +5,7 @@
 
 pub mod answerer;
 pub mod peer;
+pub mod port_range;
 pub mod sdp;
 pub mod signalling;
 pub mod sockets;

@@ -10,6 +10,10 @@
 //!
 //! The kernel grants at most `net.core.rmem_max`; a smaller grant is reported once with the
 //! sysctl to raise.
+//!
+//! With a [`UdpPortRange`] every socket is also checked against it: one bound outside the
+//! range (which webrtc would only do if it opened a socket of its own, e.g. for multicast DNS)
+//! fails the peer connection's set-up instead of going through a firewall that drops it.
 
 use std::fmt;
 use std::future::Future;
@@ -20,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::camera_link::port_range::UdpPortRange;
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime,
     TokioRuntime,
@@ -37,6 +42,7 @@ pub struct UdpBufferRuntime {
     inner: TokioRuntime,
     receive_buffer_bytes: usize,
     wrap_socket: Option<SocketWrapper>,
+    port_range: Option<UdpPortRange>,
 }
 
 impl fmt::Debug for UdpBufferRuntime {
@@ -44,6 +50,7 @@ impl fmt::Debug for UdpBufferRuntime {
         f.debug_struct("UdpBufferRuntime")
             .field("receive_buffer_bytes", &self.receive_buffer_bytes)
             .field("wraps_sockets", &self.wrap_socket.is_some())
+            .field("port_range", &self.port_range)
             .finish()
     }
 }
@@ -55,7 +62,14 @@ impl UdpBufferRuntime {
             inner: TokioRuntime,
             receive_buffer_bytes,
             wrap_socket: None,
+            port_range: None,
         }
+    }
+
+    /// Every UDP socket must be bound to a port of `range` (`None`: any port).
+    pub fn with_port_range(mut self, range: Option<UdpPortRange>) -> Self {
+        self.port_range = range;
+        self
     }
 
     /// Every UDP socket goes through `wrap` once created.
@@ -87,6 +101,16 @@ impl Runtime for UdpBufferRuntime {
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        if let Some(range) = self.port_range {
+            let local = socket.local_addr()?;
+            if !range.contains(local.port()) {
+                return Err(io::Error::other(format!(
+                    "WebRTC opened UDP socket {local}, outside udp_port_min..udp_port_max ({range}); \
+                     a firewall that admits only that range would drop its traffic. Report this \
+                     with RUST_LOG=debug output"
+                )));
+            }
+        }
         if self.receive_buffer_bytes > 0 {
             match set_receive_buffer(&socket, self.receive_buffer_bytes) {
                 // Linux doubles the value it stores: compare with the request doubled.
@@ -191,5 +215,30 @@ mod tests {
             .unwrap();
         let now = socket2::SockRef::from(&probe).recv_buffer_size().unwrap();
         assert!(now >= asked && now != default, "{now} after asking {asked}");
+    }
+
+    #[tokio::test]
+    async fn a_socket_outside_the_port_range_is_refused() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let inside = UdpPortRange::new(port, port).unwrap();
+        assert!(
+            UdpBufferRuntime::new(0)
+                .with_port_range(Some(inside))
+                .wrap_udp_socket(socket.try_clone().unwrap())
+                .is_ok()
+        );
+        let other = if port > 1000 { port - 1 } else { port + 1 };
+        let outside = UdpPortRange::new(other, other).unwrap();
+        let error = UdpBufferRuntime::new(0)
+            .with_port_range(Some(outside))
+            .wrap_udp_socket(socket)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("outside udp_port_min..udp_port_max"),
+            "{error}"
+        );
     }
 }

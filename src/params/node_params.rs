@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aiming::selection::{PolicyName, SelectionPolicy};
+use crate::camera_link::port_range::UdpPortRange;
 use crate::media::convert::{ColorMatrix, ColorRange};
 use crate::media::decoder::DecoderBackend;
 
@@ -123,6 +124,8 @@ pub struct NodeParams {
     pub color_range: ColorRange,
     pub color_matrix: ColorMatrix,
     pub udp_bind_address: String,
+    /// `None`: any port.
+    pub udp_port_range: Option<UdpPortRange>,
     pub udp_receive_buffer_bytes: usize,
     pub diagnostics_period: Duration,
     pub auto_trigger: bool,
@@ -471,6 +474,13 @@ impl NodeParams {
                     .to_string(),
             });
         }
+        let udp_port_range =
+            UdpPortRange::from_params(r.integer("udp_port_min")?, r.integer("udp_port_max")?)
+                .map_err(|error| ParamError {
+                    name: "udp_port_min",
+                    problem: error.to_string(),
+                    accepted: "both 0 (any port), or a range such as 21000 and 22000".to_string(),
+                })?;
         let reconnect_initial = r.seconds("reconnect_initial_secs")?;
         let reconnect_max = r.seconds("reconnect_max_secs")?;
         if reconnect_max < reconnect_initial {
@@ -524,6 +534,7 @@ impl NodeParams {
             color_range: r.choice("color_range")?,
             color_matrix: r.choice("color_matrix")?,
             udp_bind_address,
+            udp_port_range,
             udp_receive_buffer_bytes: r.integer("udp_receive_buffer_bytes")? as usize,
             diagnostics_period: r.seconds("diagnostics_period_secs")?,
             auto_trigger: r.boolean("auto_trigger")?,

@@ -2,7 +2,7 @@
 //!
 //! Publishes `image_raw` (bgr8) and `camera_info` with identical headers, the compressed
 //! outputs `image_raw/compressed`, `image_raw/ffmpeg` and `image_raw/foxglove`
-//! ([`compressed`]), `~/stats` and `/diagnostics`; serves `~/start_stream` and `~/stop_stream`;
+//! ([`compressed`]), `~/stats`, `/diagnostics` and the log lines on `/rosout` ([`rosout`]); serves `~/start_stream` and `~/stop_stream`;
 //! subscribes to `detections` and `detections_3d` ([`detections`]) to start the stream and to
 //! aim the PTZ ([`aiming`]). Everything else lives in the ROS-free library.
 
@@ -14,6 +14,7 @@ pub mod logging;
 pub mod messages;
 pub mod middleware;
 pub mod parameters;
+pub mod rosout;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -242,6 +243,7 @@ fn stream_config(
         },
         answerer: AnswererConfig {
             udp_bind_addrs: vec![bind.to_string()],
+            udp_port_range: params.udp_port_range,
             ice_gather_timeout: params.connect_timeout.min(Duration::from_secs(5)),
             udp_receive_buffer_bytes: params.udp_receive_buffer_bytes,
         },
@@ -375,6 +377,7 @@ impl ImagePublishers {
 /// Runs the node until `shutdown` is cancelled. `ctx` comes from `r2r::Context::create()`.
 pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), NodeError> {
     let mut node = r2r::Node::create(ctx, NODE_NAME, "").map_err(ros("creating the node"))?;
+    let rosout = rosout::start(&mut node, shutdown.clone());
     let store = ParameterStore::new(&read_params(&node), std::env::var("SPOT_IP").ok())?;
     tracing::info!(
         "parameters: {} (credentials from BOSDYN_CLIENT_USERNAME/BOSDYN_CLIENT_PASSWORD)",
@@ -556,6 +559,9 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         let _ = task.await;
     }
     let _ = spinner.await;
+    if let Some(rosout) = rosout {
+        let _ = rosout.await;
+    }
     Ok(())
 }
 
