@@ -42,16 +42,24 @@ fn a_calibration_file_is_published_in_camera_info() {
     );
 }
 
+/// (A file that does not exist yet is no calibration, with a WARN: see
+/// `node_set_camera_info.rs`.)
 #[test]
-fn an_unreadable_calibration_stops_the_node_with_the_path() {
+fn an_invalid_calibration_stops_the_node_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("calibration.yaml");
+    std::fs::write(&yaml, "image_width: [not, a, number]\n").unwrap();
     let mut node = NodeLaunch::new(unique_domain_id(), None)
-        .param("camera_info_url", "file:///nonexistent/calibration.yaml")
+        .param("camera_info_url", &format!("file://{}", yaml.display()))
         .start();
     let status = common::wait_with_timeout(&mut node.child, Duration::from_secs(20))
         .expect("node kept running");
     assert!(!status.success());
     assert!(
-        node.log().contains("/nonexistent/calibration.yaml"),
+        node.log().contains(&format!(
+            "{} is not camera_calibration YAML",
+            yaml.display()
+        )),
         "{}",
         node.log()
     );

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::node::{NodeLaunch, unique_domain_id};
 use common::wait_with_timeout;
 
-fn rejected(name: &str, value: &str, expected: &[&str]) {
+fn rejected(name: &str, value: &str, expected: &[&str]) -> String {
     // Without the YAML file: rcl keeps a YAML value over a `-p` override of another type.
     let mut launch = NodeLaunch::new(unique_domain_id(), None).param(name, value);
     launch.params_file = None;
@@ -28,6 +28,44 @@ fn rejected(name: &str, value: &str, expected: &[&str]) {
             "the error for {name}:={value} does not mention {text:?}:\n{log}"
         );
     }
+    log
+}
+
+/// The one ERROR line the node ends with, after rcutils' `[ERROR] [time] [name]: `.
+fn error_line(log: &str) -> &str {
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("[ERROR]")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    lines[0]
+        .split_once("]: ")
+        .map_or(lines[0], |(_, message)| message)
+}
+
+#[test]
+fn the_line_a_user_sees_says_each_cause_once() {
+    let log = rejected("aim_policy", "nearest", &[]);
+    assert_eq!(
+        error_line(&log),
+        "parameter aim_policy: \"nearest\" is not accepted; accepted: one of largest, highest_score, round_robin"
+    );
+    let log = rejected("robot_host", "''", &[]);
+    assert_eq!(
+        error_line(&log),
+        "parameter robot_host: \"\" is not a host name or IP address; accepted: the robot's hostname or IP, as a parameter or in the SPOT_IP environment variable"
+    );
+    // A calibration that cannot be read (a directory) still stops the node, saying why once.
+    let dir = tempfile::tempdir().unwrap();
+    let log = rejected(
+        "camera_info_url",
+        &format!("file://{}", dir.path().display()),
+        &[],
+    );
+    assert_eq!(
+        error_line(&log),
+        format!(
+            "cannot read the calibration {}: Is a directory (os error 21); check camera_info_url",
+            dir.path().display()
+        )
+    );
 }
 
 #[test]

@@ -65,6 +65,16 @@ pub struct AimConfig {
     /// Where to look when nobody has been seen for `home_after`; `None`: stay.
     pub home: Option<PtzCommand>,
     pub home_after: Duration,
+    /// After a manual command, detections do not move the PTZ for this long.
+    pub manual_hold: Duration,
+}
+
+/// A manual PTZ command (`~/ptz_command`): the axes given; the others stay where they are.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ManualCommand {
+    pub pan_deg: Option<f64>,
+    pub tilt_deg: Option<f64>,
+    pub zoom: Option<f64>,
 }
 
 /// What the aimer is doing, for `~/stats`.
@@ -91,6 +101,8 @@ pub struct Aimer {
     last_seen: Option<Instant>,
     homed: bool,
     status: AimStatus,
+    /// Detections do not move the PTZ before this (a manual command took over).
+    manual_until: Option<Instant>,
 }
 
 impl Aimer {
@@ -102,7 +114,43 @@ impl Aimer {
             last_seen: None,
             homed: true,
             status: AimStatus::default(),
+            manual_until: None,
         }
+    }
+
+    /// A manual command (a joystick, a script): the given axes replace those of `current`
+    /// (where the PTZ is); checked against the PTZ's limits and sent through the same limiter
+    /// as aiming. Detections then leave the PTZ alone for `manual_hold`, and it does not go
+    /// home: it stays where it was put until somebody is seen after the hold.
+    pub fn manual(
+        &mut self,
+        command: ManualCommand,
+        current: PtzCommand,
+        now: Instant,
+    ) -> Result<Option<PtzCommand>, AimError> {
+        let wanted = PtzCommand {
+            pan_deg: command.pan_deg.unwrap_or(current.pan_deg),
+            tilt_deg: command.tilt_deg.unwrap_or(current.tilt_deg),
+            zoom: command.zoom.unwrap_or(current.zoom),
+        };
+        self.config
+            .pointing
+            .limits
+            .check(&wanted)
+            .inspect_err(|e| self.reject(e))?;
+        self.manual_until = Some(now + self.config.manual_hold);
+        self.selector.reset();
+        self.homed = true;
+        self.status.target = Some(wanted);
+        self.status.source = "~/ptz_command".to_string();
+        self.status.score = 1.0;
+        self.status.seen_at = Some(now);
+        Ok(self.send(wanted, now))
+    }
+
+    /// Whether a manual command holds detections off now.
+    pub fn is_manual(&self, now: Instant) -> bool {
+        self.manual_until.is_some_and(|until| now < until)
     }
 
     /// New PTZ limits (from `ListPtz`).
@@ -134,6 +182,9 @@ impl Aimer {
         sightings: &[Sighting],
         now: Instant,
     ) -> (Option<PtzCommand>, Vec<AimError>) {
+        if self.is_manual(now) {
+            return (None, Vec::new());
+        }
         let mut refused = Vec::new();
         let mut candidates = Vec::new();
         let mut sources = Vec::new();
@@ -274,6 +325,7 @@ mod tests {
                 zoom: 1.0,
             }),
             home_after: Duration::from_secs(10),
+            manual_hold: Duration::from_secs(30),
         }
     }
 
@@ -343,5 +395,58 @@ mod tests {
             .unwrap();
         assert!((sent.pan_deg - 315.0).abs() < 1e-9);
         assert_eq!(aimer.status().source, "map");
+    }
+
+    #[test]
+    fn a_manual_command_moves_the_given_axes_and_holds_detections_off() {
+        let mut aimer = Aimer::new(config());
+        let t = Instant::now();
+        let here = PtzCommand {
+            pan_deg: 10.0,
+            tilt_deg: 5.0,
+            zoom: 2.0,
+        };
+        let manual = ManualCommand {
+            pan_deg: Some(90.0),
+            zoom: Some(4.0),
+            ..ManualCommand::default()
+        };
+        let sent = aimer.manual(manual, here, t).unwrap().unwrap();
+        assert_eq!(
+            sent,
+            PtzCommand {
+                pan_deg: 90.0,
+                tilt_deg: 5.0,
+                zoom: 4.0
+            }
+        );
+        // Detections wait for the hold; nobody sends the PTZ home meanwhile.
+        let during = t + Duration::from_secs(5);
+        assert_eq!(
+            aimer.on_sightings(&[sighting(5.0, 0.0, 100.0)], during).0,
+            None
+        );
+        assert_eq!(aimer.poll(t + Duration::from_secs(30)), None);
+        let after = t + Duration::from_secs(31);
+        assert!(
+            aimer
+                .on_sightings(&[sighting(5.0, 0.0, 100.0)], after)
+                .0
+                .is_some()
+        );
+        // Out of the limits, or not a number: refused, nothing sent.
+        let bad_zoom = ManualCommand {
+            zoom: Some(0.5),
+            ..ManualCommand::default()
+        };
+        assert!(matches!(
+            aimer.manual(bad_zoom, here, after),
+            Err(AimError::ZoomOutOfLimits { .. })
+        ));
+        let nan = ManualCommand {
+            tilt_deg: Some(f64::NAN),
+            ..ManualCommand::default()
+        };
+        assert!(aimer.manual(nan, here, after).is_err());
     }
 }

@@ -71,6 +71,45 @@ pub enum AimError {
     TiltOutOfLimits { tilt_deg: f64, min: f64, max: f64 },
     #[error("the point needs a pan of {pan_deg:.1}°, outside the PTZ's {min:.0}..{max:.0}°")]
     PanOutOfLimits { pan_deg: f64, min: f64, max: f64 },
+    #[error("a zoom of {zoom:.2} is outside the PTZ's {min:.1}..{max:.1}")]
+    ZoomOutOfLimits { zoom: f64, min: f64, max: f64 },
+}
+
+impl PtzLimits {
+    /// Whether the PTZ can take `command` (a limit it did not report is no limit; zoom is at
+    /// least 1).
+    pub fn check(&self, command: &PtzCommand) -> Result<(), AimError> {
+        let values = [command.pan_deg, command.tilt_deg, command.zoom];
+        if !values.iter().all(|v| v.is_finite()) {
+            return Err(AimError::NotFinite);
+        }
+        let outside = |limits: Option<(f64, f64)>, value: f64| {
+            limits.filter(|(min, max)| !(*min..=*max).contains(&value))
+        };
+        if let Some((min, max)) = outside(self.pan_deg, command.pan_deg) {
+            return Err(AimError::PanOutOfLimits {
+                pan_deg: command.pan_deg,
+                min,
+                max,
+            });
+        }
+        if let Some((min, max)) = outside(self.tilt_deg, command.tilt_deg) {
+            return Err(AimError::TiltOutOfLimits {
+                tilt_deg: command.tilt_deg,
+                min,
+                max,
+            });
+        }
+        let (min, max) = self.zoom.unwrap_or((1.0, f64::MAX));
+        if !(min..=max).contains(&command.zoom) {
+            return Err(AimError::ZoomOutOfLimits {
+                zoom: command.zoom,
+                min,
+                max,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// How to aim: the PTZ's convention, optics and limits, and what to frame.

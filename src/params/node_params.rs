@@ -154,6 +154,8 @@ pub struct AimingParams {
     pub max_rate_hz: f64,
     pub policy: SelectionPolicy,
     pub keep_within_deg: f64,
+    /// After a `~/ptz_command`, detections do not move the PTZ for this long.
+    pub manual_hold: Duration,
     /// `camera_info` topics of the cameras detections come from.
     pub detection_camera_info_topics: Vec<String>,
     /// The frame the PTZ is mounted on, and the PTZ's frames.
@@ -393,6 +395,7 @@ impl AimingParams {
             max_rate_hz: r.double("aim_max_rate_hz")?,
             policy,
             keep_within_deg: r.double("aim_keep_within_deg")?,
+            manual_hold: r.seconds("ptz_command_hold_secs")?,
             detection_camera_info_topics: r.string_array("detection_camera_info_topics")?,
             parent_frame: r.frame("ptz_parent_frame")?,
             base_frame: r.frame("ptz_base_frame")?,

@@ -299,6 +299,8 @@ pub const PARAMETERS: &[ParamSpec] = &[
         "round_robin: look at each person this long, seconds."),
     spec(AIMING, "aim_keep_within_deg", num(8.0, 0.1, 90.0), Live,
         "A person seen within this angle of the current target is the target (hysteresis)."),
+    spec(AIMING, "ptz_command_hold_secs", num(10.0, 0.0, 3600.0), Live,
+        "After a ~/ptz_command (a joystick, a script), detections do not move the PTZ for this long, and it does not go home; 0: aiming may move it again at once."),
     spec(TRIGGER, "auto_trigger", flag(false), Live,
         "Start the stream on a detection with a listed class_id and a score of at least trigger_min_score; stop it trigger_timeout_secs after the last one."),
     spec(TRIGGER, "trigger_class_ids",

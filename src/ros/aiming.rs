@@ -28,7 +28,7 @@ use r2r::sensor_msgs::msg::{CameraInfo, JointState};
 use r2r::std_msgs::msg::Header;
 use r2r::tf2_msgs::msg::TFMessage;
 
-use crate::aiming::aimer::{AimConfig, AimStatus, Aimer, Sighting, frontal_area_m2};
+use crate::aiming::aimer::{AimConfig, AimStatus, Aimer, ManualCommand, Sighting, frontal_area_m2};
 use crate::aiming::camera_model::{CameraModelError, PinholeCamera};
 use crate::aiming::lens::LensModel;
 use crate::aiming::limiter::LimiterConfig;
@@ -133,6 +133,7 @@ fn aim_config(params: &NodeParams, measured: Option<&Pointing>) -> AimConfig {
         keep_within_deg: aiming.keep_within_deg,
         home: Some(home_pose(params)),
         home_after: params.trigger_timeout,
+        manual_hold: aiming.manual_hold,
     }
 }
 
@@ -380,6 +381,37 @@ impl AimContext {
         command
     }
 
+    fn on_ptz_command(&self, message: &JointState) {
+        let what = "~/ptz_command cannot be used";
+        let command = match manual_command(message) {
+            Ok(command) => command,
+            Err(reason) => return self.warn(what, &reason),
+        };
+        // The axes not given stay where the PTZ is (or was last sent).
+        let measured = *self.driver.state().borrow();
+        let current = measured
+            .map(|m| PtzCommand {
+                pan_deg: m.pan_deg,
+                tilt_deg: m.tilt_deg,
+                zoom: m.zoom,
+            })
+            .or_else(|| lock(&self.aimer).status().target)
+            .unwrap_or(PtzCommand {
+                pan_deg: 0.0,
+                tilt_deg: 0.0,
+                zoom: 1.0,
+            });
+        let result = lock(&self.aimer).manual(command, current, Instant::now());
+        match result {
+            Ok(Some(command)) => {
+                tracing::debug!(?command, "~/ptz_command: moving the PTZ");
+                self.driver.command(command);
+            }
+            Ok(None) => tracing::debug!("~/ptz_command: within the deadband or rate limit"),
+            Err(error) => self.warn(what, &error.to_string()),
+        }
+    }
+
     fn on_look_at(&self, message: &PointStamped) {
         let frame = &message.header.frame_id;
         let p = &message.point;
@@ -484,10 +516,11 @@ pub struct Aiming {
 }
 
 /// The topics aiming reads.
-struct Inputs<Tf, Look> {
+struct Inputs<Tf, Look, Command> {
     tf: Tf,
     tf_static: Tf,
     look_at: Look,
+    ptz_command: Command,
     camera_infos: Vec<std::pin::Pin<Box<dyn futures::Stream<Item = CameraInfo> + Send>>>,
 }
 
@@ -498,6 +531,7 @@ fn subscribe_inputs(
     Inputs<
         impl futures::Stream<Item = TFMessage> + Send + 'static,
         impl futures::Stream<Item = PointStamped> + Send + 'static,
+        impl futures::Stream<Item = JointState> + Send + 'static,
     >,
     NodeError,
 > {
@@ -520,6 +554,9 @@ fn subscribe_inputs(
         look_at: node
             .subscribe::<PointStamped>("~/look_at", QosProfile::default().keep_last(10))
             .map_err(ros("subscribing to ~/look_at"))?,
+        ptz_command: node
+            .subscribe::<JointState>("~/ptz_command", QosProfile::default().keep_last(10))
+            .map_err(ros("subscribing to ~/ptz_command"))?,
         camera_infos,
     })
 }
@@ -602,6 +639,11 @@ pub fn start(
         inputs.look_at,
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(follow_ptz_command(
+        context.clone(),
+        inputs.ptz_command,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(poll_aimer(context.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(publish_ptz_state(
         context.clone(),
@@ -662,6 +704,56 @@ async fn follow_camera_info(
         let camera = PinholeCamera::from_camera_info(&k, &info.distortion_model);
         lock(&context.cameras).insert(info.header.frame_id.clone(), camera);
     }
+}
+
+/// Moves the PTZ as each `~/ptz_command` says.
+async fn follow_ptz_command(
+    context: Arc<AimContext>,
+    stream: impl futures::Stream<Item = JointState>,
+    shutdown: CancellationToken,
+) {
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            message = stream.next() => message,
+        };
+        let Some(message) = message else { return };
+        context.on_ptz_command(&message);
+    }
+}
+
+/// A `~/ptz_command` as a manual command: joints `pan`, `tilt` (radians, the PTZ's
+/// convention, as `~/ptz_state`) and `zoom` (a factor), any subset, in any order.
+fn manual_command(message: &JointState) -> Result<ManualCommand, String> {
+    if message.name.len() != message.position.len() || message.name.is_empty() {
+        return Err(format!(
+            "it has {} names and {} positions; give each of pan, tilt (radians) and zoom a position",
+            message.name.len(),
+            message.position.len()
+        ));
+    }
+    let mut command = ManualCommand::default();
+    for (name, &position) in message.name.iter().zip(&message.position) {
+        if !position.is_finite() {
+            return Err(format!("{name} is not a number"));
+        }
+        match name.as_str() {
+            "pan" => {
+                command.pan_deg = Some(crate::aiming::pointing::normalize_deg(
+                    position.to_degrees(),
+                ));
+            }
+            "tilt" => command.tilt_deg = Some(position.to_degrees()),
+            "zoom" => command.zoom = Some(position),
+            other => {
+                return Err(format!(
+                    "{other:?} is not a joint of the PTZ (pan, tilt, zoom)"
+                ));
+            }
+        }
+    }
+    Ok(command)
 }
 
 /// Aims at each `~/look_at` point.
