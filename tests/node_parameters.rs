@@ -55,7 +55,17 @@ fn camera_bitrate_bps(sim: &Sim) -> Option<i64> {
 fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
     let sim = Sim::start_640x360(&[]);
     let domain = unique_domain_id();
-    let node = NodeLaunch::new(domain, Some(&sim)).start();
+    let node = NodeLaunch::new(domain, Some(&sim))
+        .param(
+            "qos_overrides./image_raw.publisher.reliability",
+            "best_effort",
+        )
+        .param(
+            "qos_overrides./image_raw.publisher.durability",
+            "transient_local",
+        )
+        .param("qos_overrides./image_raw.publisher.depth", "5")
+        .start();
     let log = || node.log();
     let mut stats = StatsWatcher::start(domain);
     let streaming = stats
@@ -66,7 +76,7 @@ fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
 
     let script = PyProcess::start("parameter_client.py", &[], domain);
 
-    // Every declared parameter, and nothing else.
+    // Every declared parameter, the QoS overrides of the five publishers, and nothing else.
     let listed = step(&script, "list", &log);
     let mut names: Vec<&str> = listed["names"]
         .as_array()
@@ -75,7 +85,24 @@ fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
         .map(|n| n.as_str().unwrap())
         .collect();
     names.sort();
-    let mut declared: Vec<&str> = PARAMETERS.iter().map(|p| p.name).collect();
+    let overrides: Vec<String> = [
+        "image_raw",
+        "camera_info",
+        "image_raw/compressed",
+        "image_raw/ffmpeg",
+        "image_raw/foxglove",
+    ]
+    .iter()
+    .flat_map(|topic| {
+        ["reliability", "durability", "history", "depth"]
+            .map(|policy| format!("qos_overrides./{topic}.publisher.{policy}"))
+    })
+    .collect();
+    let mut declared: Vec<&str> = PARAMETERS
+        .iter()
+        .map(|p| p.name)
+        .chain(overrides.iter().map(String::as_str))
+        .collect();
     declared.sort();
     assert_eq!(names, declared);
 
@@ -152,6 +179,31 @@ fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
     assert_eq!(values["aim_deadband_deg"], 1.0, "{values}");
     assert_eq!(values["robot_host"], "127.0.0.1", "{values}");
     assert_eq!(values["aim_policy"], "largest", "{values}");
+    assert_eq!(
+        values["qos_overrides./image_raw.publisher.depth"], 5,
+        "{values}"
+    );
+
+    // The overrides given at start shape the publisher; they are read-only.
+    let qos = step(&script, "qos", &log);
+    // The node is the only publisher of these topics (its name may not be discovered yet).
+    let ours = |topic: &str| -> (Option<i64>, Option<i64>) {
+        let publishers = qos["publishers"][topic].as_array().unwrap();
+        assert_eq!(publishers.len(), 1, "{qos}");
+        (
+            publishers[0]["reliability"].as_i64(),
+            publishers[0]["durability"].as_i64(),
+        )
+    };
+    // rmw's reliability: 1 reliable, 2 best effort; durability: 1 transient local, 2 volatile.
+    // (Discovery carries no history depth: the parameter says it, see "after".)
+    assert_eq!(ours("/image_raw"), (Some(2), Some(1)), "{qos}");
+    assert_eq!(ours("/camera_info"), (Some(1), Some(2)), "{qos}");
+    assert_eq!(qos["set"]["successful"], false, "{qos}");
+    assert!(
+        qos["set"]["reason"].as_str().unwrap().contains("read-only"),
+        "{qos}"
+    );
 
     let events = step(&script, "events", &log);
     let changed: Vec<&Value> = events["changed"].as_array().unwrap().iter().collect();

@@ -61,7 +61,7 @@ impl ParamSource for std::collections::HashMap<String, ParamValue> {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("parameter {name}: {problem}; accepted: {accepted}")]
 pub struct ParamError {
-    pub name: &'static str,
+    pub name: String,
     pub problem: String,
     pub accepted: String,
 }
@@ -197,14 +197,18 @@ impl ImageOutputs {
 type Param<T> = Result<T, ParamError>;
 
 fn wrong_type(spec: &ParamSpec, got: &ParamValue) -> ParamError {
+    type_mismatch(spec.name, &spec.kind, got)
+}
+
+fn type_mismatch(name: &str, kind: &Kind, got: &ParamValue) -> ParamError {
     ParamError {
-        name: spec.name,
+        name: name.to_string(),
         problem: format!(
             "expected {}, got {}",
-            with_article(spec.kind.type_name()),
+            with_article(kind.type_name()),
             with_article(got.type_name())
         ),
-        accepted: spec.kind.accepted(),
+        accepted: kind.accepted(),
     }
 }
 
@@ -221,12 +225,18 @@ fn with_article(noun: &str) -> String {
 /// Checks `value` against the declaration of its parameter: its type, and its range or
 /// accepted values. An integer given for a number parameter becomes a number.
 pub fn check(spec: &ParamSpec, value: ParamValue) -> Param<ParamValue> {
+    check_value(spec.name, &spec.kind, value)
+}
+
+/// [`check`] for a parameter named `name` of this kind (also one declared at start, such as a
+/// QoS override).
+pub fn check_value(name: &str, kind: &Kind, value: ParamValue) -> Param<ParamValue> {
     let refuse = |problem: String| ParamError {
-        name: spec.name,
+        name: name.to_string(),
         problem,
-        accepted: spec.kind.accepted(),
+        accepted: kind.accepted(),
     };
-    match (&spec.kind, value) {
+    match (kind, value) {
         (Kind::Bool { .. }, value @ ParamValue::Bool(_)) => Ok(value),
         (Kind::Integer { min, max, .. }, ParamValue::Integer(i)) => {
             if (*min..=*max).contains(&i) {
@@ -243,7 +253,9 @@ pub fn check(spec: &ParamSpec, value: ParamValue) -> Param<ParamValue> {
                 Err(refuse(format!("{d} is out of range")))
             }
         }
-        (Kind::Double { .. }, ParamValue::Integer(i)) => check(spec, ParamValue::Double(i as f64)),
+        (Kind::Double { .. }, ParamValue::Integer(i)) => {
+            check_value(name, kind, ParamValue::Double(i as f64))
+        }
         (Kind::String { choices, .. }, ParamValue::String(s)) => {
             if choices.is_empty() || choices.contains(&s.as_str()) {
                 Ok(ParamValue::String(s))
@@ -260,8 +272,9 @@ pub fn check(spec: &ParamSpec, value: ParamValue) -> Param<ParamValue> {
                 None => Ok(ParamValue::StringArray(v)),
             }
         }
-        (Kind::DoubleArray { .. }, ParamValue::IntegerArray(v)) => check(
-            spec,
+        (Kind::DoubleArray { .. }, ParamValue::IntegerArray(v)) => check_value(
+            name,
+            kind,
             ParamValue::DoubleArray(v.into_iter().map(|i| i as f64).collect()),
         ),
         (Kind::DoubleArray { default }, ParamValue::DoubleArray(v)) => {
@@ -274,7 +287,7 @@ pub fn check(spec: &ParamSpec, value: ParamValue) -> Param<ParamValue> {
                 )))
             }
         }
-        (_, other) => Err(wrong_type(spec, &other)),
+        (_, other) => Err(type_mismatch(name, kind, &other)),
     }
 }
 
@@ -288,7 +301,7 @@ impl Reader<'_> {
     fn checked(&self, name: &'static str) -> Param<(ParamValue, &'static ParamSpec)> {
         let Some(spec) = table::find(name) else {
             return Err(ParamError {
-                name,
+                name: name.to_string(),
                 problem: "is read but not declared (a bug of this node)".to_string(),
                 accepted: "a parameter of src/params/table.rs".to_string(),
             });
@@ -336,7 +349,7 @@ impl Reader<'_> {
         let (value, spec) = self.checked(name)?;
         match &value {
             ParamValue::String(s) => s.parse().map_err(|_| ParamError {
-                name,
+                name: name.to_string(),
                 problem: format!("{s:?} is not accepted"),
                 accepted: spec.kind.accepted(),
             }),
@@ -358,7 +371,7 @@ impl Reader<'_> {
         let frame = self.string(name)?;
         if frame.is_empty() || frame.contains(char::is_whitespace) {
             return Err(ParamError {
-                name,
+                name: name.to_string(),
                 problem: format!("{frame:?} is not a frame name"),
                 accepted: "a TF frame name without spaces, such as body".to_string(),
             });
@@ -432,7 +445,7 @@ impl NodeParams {
         }
         if robot_host.is_empty() || robot_host.chars().any(char::is_whitespace) {
             return Err(ParamError {
-                name: "robot_host",
+                name: "robot_host".to_string(),
                 problem: format!("{robot_host:?} is not a host name or IP address"),
                 accepted: "the robot's hostname or IP, as a parameter or in the SPOT_IP environment variable".to_string(),
             });
@@ -440,7 +453,7 @@ impl NodeParams {
         let port = |name: &'static str| -> Param<u16> {
             let port = r.integer(name)?;
             u16::try_from(port).map_err(|_| ParamError {
-                name,
+                name: name.to_string(),
                 problem: format!("{port} is not a port"),
                 accepted: "a port from 1 to 65535".to_string(),
             })
@@ -448,14 +461,14 @@ impl NodeParams {
         let sdp_path = r.string("sdp_path")?;
         if sdp_path.trim_start_matches('/').is_empty() || sdp_path.contains(char::is_whitespace) {
             return Err(ParamError {
-                name: "sdp_path",
+                name: "sdp_path".to_string(),
                 problem: format!("{sdp_path:?} is not a URL path"),
                 accepted: "a path such as h264.sdp".to_string(),
             });
         }
         let decoder = r.string("decoder")?;
         let decoder: DecoderBackend = decoder.parse().map_err(|problem| ParamError {
-            name: "decoder",
+            name: "decoder".to_string(),
             problem,
             accepted: DecoderBackend::ACCEPTED.to_string(),
         })?;
@@ -463,7 +476,7 @@ impl NodeParams {
         let camera_info_url = r.string("camera_info_url")?;
         if !camera_info_url.is_empty() && !camera_info_url.starts_with("file://") {
             return Err(ParamError {
-                name: "camera_info_url",
+                name: "camera_info_url".to_string(),
                 problem: format!("{camera_info_url:?} is not supported"),
                 accepted: "empty (uncalibrated) or a file:///absolute/path.yaml URL".to_string(),
             });
@@ -471,7 +484,7 @@ impl NodeParams {
         let udp_bind_address = r.string("udp_bind_address")?;
         if udp_bind_address.parse::<std::net::IpAddr>().is_err() {
             return Err(ParamError {
-                name: "udp_bind_address",
+                name: "udp_bind_address".to_string(),
                 problem: format!("{udp_bind_address:?} is not an IP address"),
                 accepted: "an IP address of this computer, or 0.0.0.0 for all interfaces"
                     .to_string(),
@@ -480,7 +493,7 @@ impl NodeParams {
         let udp_port_range =
             UdpPortRange::from_params(r.integer("udp_port_min")?, r.integer("udp_port_max")?)
                 .map_err(|error| ParamError {
-                    name: "udp_port_min",
+                    name: "udp_port_min".to_string(),
                     problem: error.to_string(),
                     accepted: "both 0 (any port), or a range such as 21000 and 22000".to_string(),
                 })?;
@@ -488,7 +501,7 @@ impl NodeParams {
         let reconnect_max = r.seconds("reconnect_max_secs")?;
         if reconnect_max < reconnect_initial {
             return Err(ParamError {
-                name: "reconnect_max_secs",
+                name: "reconnect_max_secs".to_string(),
                 problem: format!(
                     "{} is below reconnect_initial_secs ({})",
                     reconnect_max.as_secs_f64(),

@@ -4,8 +4,29 @@
 
 use std::collections::HashMap;
 
-use super::node_params::{NodeParams, ParamError, ParamSource, ParamValue, check};
-use super::table::{Apply, PARAMETERS, ParamSpec, yaml_value};
+use super::node_params::{NodeParams, ParamError, ParamSource, ParamValue, check_value};
+use super::table::{Apply, Kind, PARAMETERS, ParamSpec, yaml_value};
+
+/// A parameter of the running node: one of [`PARAMETERS`], or one declared at start from what
+/// the node has (a QoS override per publisher, [`super::qos`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Declared {
+    pub name: String,
+    pub kind: Kind,
+    pub description: String,
+    pub apply: Apply,
+}
+
+impl From<&ParamSpec> for Declared {
+    fn from(spec: &ParamSpec) -> Self {
+        Self {
+            name: spec.name.to_string(),
+            kind: spec.kind,
+            description: spec.description.to_string(),
+            apply: spec.apply,
+        }
+    }
+}
 
 /// A change asked for: a parameter's new value (`None`: unset it, which no parameter of this
 /// node accepts).
@@ -18,7 +39,7 @@ pub struct Change {
 /// A parameter whose value a set changed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Changed {
-    pub spec: &'static ParamSpec,
+    pub name: String,
     pub before: ParamValue,
     pub after: ParamValue,
 }
@@ -35,7 +56,8 @@ pub struct SetOutcome {
 /// Every parameter's value, and the [`NodeParams`] they make.
 #[derive(Clone, Debug)]
 pub struct ParameterStore {
-    /// In the order of [`PARAMETERS`].
+    /// [`PARAMETERS`] in their order, then those declared at start.
+    declared: Vec<Declared>,
     values: Vec<ParamValue>,
     params: NodeParams,
     spot_ip: Option<String>,
@@ -43,17 +65,33 @@ pub struct ParameterStore {
 
 impl ParameterStore {
     /// The parameters given at start (a parameter file, `-p`), checked; the others at their
-    /// defaults. `spot_ip`: see [`NodeParams::read`].
-    pub fn new(given: &dyn ParamSource, spot_ip: Option<String>) -> Result<Self, ParamError> {
+    /// defaults. `spot_ip`: see [`NodeParams::read`]. `extra`: parameters declared at start
+    /// besides the table's, each with its default (read-only).
+    pub fn new(
+        given: &dyn ParamSource,
+        spot_ip: Option<String>,
+        extra: Vec<(Declared, ParamValue)>,
+    ) -> Result<Self, ParamError> {
         let params = NodeParams::read(given, spot_ip.clone())?;
-        let values = PARAMETERS
+        let mut declared: Vec<Declared> = PARAMETERS.iter().map(Declared::from).collect();
+        let mut defaults: Vec<ParamValue> = PARAMETERS
             .iter()
-            .map(|spec| match given.get(spec.name) {
-                Some(value) => check(spec, value),
-                None => Ok(spec.kind.default_value()),
+            .map(|spec| spec.kind.default_value())
+            .collect();
+        for (parameter, default) in extra {
+            declared.push(parameter);
+            defaults.push(default);
+        }
+        let values = declared
+            .iter()
+            .zip(defaults)
+            .map(|(parameter, default)| match given.get(&parameter.name) {
+                Some(value) => check_value(&parameter.name, &parameter.kind, value),
+                None => Ok(default),
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            declared,
             values,
             params,
             spot_ip,
@@ -67,24 +105,32 @@ impl ParameterStore {
 
     /// The value of `name`, if it is a parameter of this node.
     pub fn get(&self, name: &str) -> Option<&ParamValue> {
-        PARAMETERS
-            .iter()
-            .position(|spec| spec.name == name)
-            .map(|i| &self.values[i])
+        self.index(name).map(|i| &self.values[i])
     }
 
-    /// Every parameter with its value, in the table's order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static ParamSpec, &ParamValue)> {
-        PARAMETERS.iter().zip(&self.values)
+    /// The declaration of `name`, if it is a parameter of this node.
+    pub fn declaration(&self, name: &str) -> Option<&Declared> {
+        self.index(name).map(|i| &self.declared[i])
+    }
+
+    /// Every parameter with its value, the table's first.
+    pub fn iter(&self) -> impl Iterator<Item = (&Declared, &ParamValue)> {
+        self.declared.iter().zip(&self.values)
     }
 
     /// One line for the log: the parameters not at their default (never a secret: credentials
     /// are not parameters).
     pub fn summary(&self) -> String {
-        let set: Vec<String> = self
+        let set: Vec<String> = PARAMETERS
             .iter()
+            .zip(&self.values)
             .filter(|(spec, value)| spec.kind.default_value() != **value)
             .map(|(spec, value)| format!("{}={}", spec.name, yaml_value(value)))
+            .chain(
+                self.iter()
+                    .skip(PARAMETERS.len())
+                    .map(|(p, value)| format!("{}={}", p.name, yaml_value(value))),
+            )
             .collect();
         if set.is_empty() {
             "every parameter at its default".to_string()
@@ -102,25 +148,27 @@ impl ParameterStore {
             let mut candidate = self.values.clone();
             let outcome = changes
                 .iter()
-                .try_for_each(|change| put(&mut candidate, change))
+                .try_for_each(|change| self.put(&mut candidate, change))
                 .and_then(|()| self.take(candidate));
             results.push(outcome);
         } else {
             for change in changes {
                 let mut candidate = self.values.clone();
-                let outcome = put(&mut candidate, change).and_then(|()| self.take(candidate));
+                let outcome = self
+                    .put(&mut candidate, change)
+                    .and_then(|()| self.take(candidate));
                 results.push(outcome);
             }
         }
-        let mut changed = Vec::new();
+        let mut changed: Vec<Changed> = Vec::new();
         for change in changes {
-            let Some(i) = index(&change.name) else {
+            let Some(i) = self.index(&change.name) else {
                 continue;
             };
-            let already = changed.iter().any(|c: &Changed| c.spec.name == change.name);
+            let already = changed.iter().any(|c| c.name == change.name);
             if before[i] != self.values[i] && !already {
                 changed.push(Changed {
-                    spec: &PARAMETERS[i],
+                    name: change.name.clone(),
                     before: before[i].clone(),
                     after: self.values[i].clone(),
                 });
@@ -129,11 +177,16 @@ impl ParameterStore {
         SetOutcome { results, changed }
     }
 
+    fn index(&self, name: &str) -> Option<usize> {
+        self.declared.iter().position(|p| p.name == name)
+    }
+
     /// Takes `candidate` when the parameters it makes are valid together.
     fn take(&mut self, candidate: Vec<ParamValue>) -> Result<(), String> {
-        let source: HashMap<String, ParamValue> = PARAMETERS
+        let source: HashMap<String, ParamValue> = self
+            .declared
             .iter()
-            .map(|spec| spec.name.to_string())
+            .map(|p| p.name.clone())
             .zip(candidate.iter().cloned())
             .collect();
         let params =
@@ -142,35 +195,31 @@ impl ParameterStore {
         self.params = params;
         Ok(())
     }
-}
 
-fn index(name: &str) -> Option<usize> {
-    PARAMETERS.iter().position(|spec| spec.name == name)
-}
-
-/// Puts one change into `values`, or says why it cannot be made.
-fn put(values: &mut [ParamValue], change: &Change) -> Result<(), String> {
-    let name = &change.name;
-    let Some(i) = index(name) else {
-        return Err(format!(
-            "parameter {name} is not a parameter of this node; `ros2 param list` shows them"
-        ));
-    };
-    let spec = &PARAMETERS[i];
-    if spec.apply == Apply::AtStart {
-        return Err(format!(
-            "parameter {name} is read-only while the node runs: set it in the parameter file \
-             or with `-p {name}:=...` and restart the node"
-        ));
+    /// Puts one change into `values`, or says why it cannot be made.
+    fn put(&self, values: &mut [ParamValue], change: &Change) -> Result<(), String> {
+        let name = &change.name;
+        let Some(i) = self.index(name) else {
+            return Err(format!(
+                "parameter {name} is not a parameter of this node; `ros2 param list` shows them"
+            ));
+        };
+        let parameter = &self.declared[i];
+        if parameter.apply == Apply::AtStart {
+            return Err(format!(
+                "parameter {name} is read-only while the node runs: set it in the parameter file \
+                 or with `-p {name}:=...` and restart the node"
+            ));
+        }
+        let Some(value) = change.value.clone() else {
+            return Err(format!(
+                "parameter {name} cannot be unset; accepted: {}",
+                parameter.kind.accepted()
+            ));
+        };
+        values[i] = check_value(name, &parameter.kind, value).map_err(|error| error.to_string())?;
+        Ok(())
     }
-    let Some(value) = change.value.clone() else {
-        return Err(format!(
-            "parameter {name} cannot be unset; accepted: {}",
-            spec.kind.accepted()
-        ));
-    };
-    values[i] = check(spec, value).map_err(|error| error.to_string())?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -180,7 +229,7 @@ mod tests {
     fn store() -> ParameterStore {
         let given: HashMap<String, ParamValue> =
             [("robot_host".to_string(), ParamValue::String("robot".into()))].into();
-        ParameterStore::new(&given, None).unwrap()
+        ParameterStore::new(&given, None, Vec::new()).unwrap()
     }
 
     fn change(name: &str, value: ParamValue) -> Change {
@@ -271,6 +320,7 @@ mod tests {
             ParameterStore::new(
                 &HashMap::from([("robot_host".to_string(), ParamValue::String("robot".into()))]),
                 None,
+                Vec::new(),
             )
             .unwrap()
             .params()

@@ -34,7 +34,10 @@ use crate::media::convert::ColorSpec;
 use crate::media::decoder::DecoderSettings;
 use crate::media::handoff::{Demand, DropOldestQueue};
 use crate::media::jpeg::JpegSettings;
-use crate::params::{NodeParams, ParamError, ParamSource, ParamValue, ParameterStore, Reliability};
+use crate::params::qos::{self, PublisherQos};
+use crate::params::{
+    Declared, NodeParams, ParamError, ParamSource, ParamValue, ParameterStore, Reliability,
+};
 use crate::robot::{Credentials, RobotConfig, RobotError};
 use crate::ros::messages::Stamper;
 use crate::shutdown::CancellationToken;
@@ -285,14 +288,6 @@ fn stream_config(
     })
 }
 
-fn image_qos(params: &NodeParams) -> QosProfile {
-    let qos = QosProfile::default().keep_last(params.image_qos_depth);
-    match params.image_qos_reliability {
-        Reliability::Reliable => qos.reliable(),
-        Reliability::BestEffort => qos.best_effort(),
-    }
-}
-
 /// The calibration at `camera_info_url`. A file that does not exist yet is no calibration
 /// (`~/set_camera_info` writes it); one that cannot be read or parsed stops the node.
 fn load_calibration(params: &NodeParams) -> Result<Option<Calibration>, NodeError> {
@@ -320,6 +315,81 @@ fn load_calibration(params: &NodeParams) -> Result<Option<Calibration>, NodeErro
     }
 }
 
+/// The image topics the node publishes, fully qualified (for their QoS overrides), with the QoS
+/// each has unless overridden.
+struct PublishedTopics(Vec<(&'static str, String, PublisherQos)>);
+
+impl PublishedTopics {
+    fn of(params: &NodeParams, namespace: &str) -> Self {
+        let image = PublisherQos {
+            reliability: match params.image_qos_reliability {
+                Reliability::Reliable => "reliable",
+                Reliability::BestEffort => "best_effort",
+            }
+            .to_string(),
+            durability: "volatile".to_string(),
+            history: "keep_last".to_string(),
+            depth: params.image_qos_depth as i64,
+        };
+        let passthrough = PublisherQos {
+            reliability: "reliable".to_string(),
+            depth: compressed::PASSTHROUGH_QOS_DEPTH as i64,
+            ..image.clone()
+        };
+        let outputs = params.outputs;
+        let topics = [
+            ("image_raw", outputs.raw, &image),
+            ("camera_info", true, &image),
+            ("image_raw/compressed", outputs.compressed, &image),
+            ("image_raw/ffmpeg", outputs.ffmpeg, &passthrough),
+            ("image_raw/foxglove", outputs.foxglove, &passthrough),
+        ];
+        let prefix = namespace.trim_end_matches('/');
+        Self(
+            topics
+                .into_iter()
+                .filter(|(_, offered, _)| *offered)
+                .map(|(topic, _, qos)| (topic, format!("{prefix}/{topic}"), qos.clone()))
+                .collect(),
+        )
+    }
+
+    fn declare_qos_overrides(&self) -> Vec<(Declared, ParamValue)> {
+        self.0
+            .iter()
+            .flat_map(|(_, full, qos)| qos::declare(full, qos))
+            .collect()
+    }
+
+    /// Each topic's QoS, its overrides applied.
+    fn qos(&self, store: &ParameterStore) -> HashMap<&'static str, QosProfile> {
+        self.0
+            .iter()
+            .map(|(topic, full, qos)| (*topic, qos_profile(&qos::read(store, full, qos))))
+            .collect()
+    }
+}
+
+fn qos_profile(qos: &PublisherQos) -> QosProfile {
+    use r2r::qos::{DurabilityPolicy, HistoryPolicy, ReliabilityPolicy};
+    let profile = QosProfile::default()
+        .reliability(match qos.reliability.as_str() {
+            "best_effort" => ReliabilityPolicy::BestEffort,
+            "system_default" => ReliabilityPolicy::SystemDefault,
+            _ => ReliabilityPolicy::Reliable,
+        })
+        .durability(match qos.durability.as_str() {
+            "transient_local" => DurabilityPolicy::TransientLocal,
+            "system_default" => DurabilityPolicy::SystemDefault,
+            _ => DurabilityPolicy::Volatile,
+        });
+    match qos.history.as_str() {
+        "keep_all" => profile.keep_all(),
+        "system_default" => profile.history(HistoryPolicy::SystemDefault),
+        _ => profile.keep_last(usize::try_from(qos.depth).unwrap_or(1)),
+    }
+}
+
 /// The image and camera_info publishers.
 struct ImagePublishers {
     image: Option<r2r::PublisherUntyped>,
@@ -330,34 +400,34 @@ struct ImagePublishers {
 }
 
 impl ImagePublishers {
-    fn create(node: &mut r2r::Node, params: &NodeParams) -> Result<Self, NodeError> {
-        let qos = image_qos(params);
-        let outputs = params.outputs;
+    /// The publishers of the topics `qos` has (those offered), each with its QoS.
+    fn create(
+        node: &mut r2r::Node,
+        qos: &HashMap<&'static str, QosProfile>,
+    ) -> Result<Self, NodeError> {
+        let qos_of = |topic: &str| qos.get(topic).cloned();
         Ok(Self {
             // Images are published serialized in place (image_cdr): an untyped publisher.
-            image: outputs
-                .raw
-                .then(|| {
-                    node.create_publisher_untyped("image_raw", "sensor_msgs/msg/Image", qos.clone())
-                })
+            image: qos_of("image_raw")
+                .map(|qos| node.create_publisher_untyped("image_raw", "sensor_msgs/msg/Image", qos))
                 .transpose()
                 .map_err(ros("creating the image_raw publisher"))?,
             info: node
-                .create_publisher("camera_info", qos.clone())
+                .create_publisher(
+                    "camera_info",
+                    qos_of("camera_info").unwrap_or_else(QosProfile::default),
+                )
                 .map_err(ros("creating the camera_info publisher"))?,
-            jpeg: outputs
-                .compressed
-                .then(|| node.create_publisher("image_raw/compressed", qos.clone()))
+            jpeg: qos_of("image_raw/compressed")
+                .map(|qos| node.create_publisher("image_raw/compressed", qos))
                 .transpose()
                 .map_err(ros("creating the image_raw/compressed publisher"))?,
-            ffmpeg: outputs
-                .ffmpeg
-                .then(|| node.create_publisher("image_raw/ffmpeg", compressed::passthrough_qos()))
+            ffmpeg: qos_of("image_raw/ffmpeg")
+                .map(|qos| node.create_publisher("image_raw/ffmpeg", qos))
                 .transpose()
                 .map_err(ros("creating the image_raw/ffmpeg publisher"))?,
-            foxglove: outputs
-                .foxglove
-                .then(|| node.create_publisher("image_raw/foxglove", compressed::passthrough_qos()))
+            foxglove: qos_of("image_raw/foxglove")
+                .map(|qos| node.create_publisher("image_raw/foxglove", qos))
                 .transpose()
                 .map_err(ros("creating the image_raw/foxglove publisher"))?,
         })
@@ -378,7 +448,15 @@ impl ImagePublishers {
 pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), NodeError> {
     let mut node = r2r::Node::create(ctx, NODE_NAME, "").map_err(ros("creating the node"))?;
     let rosout = rosout::start(&mut node, shutdown.clone());
-    let store = ParameterStore::new(&read_params(&node), std::env::var("SPOT_IP").ok())?;
+    let given = read_params(&node);
+    let spot_ip = std::env::var("SPOT_IP").ok();
+    let topics = PublishedTopics::of(
+        &NodeParams::read(&given, spot_ip.clone())?,
+        &node
+            .namespace()
+            .map_err(ros("reading the node's namespace"))?,
+    );
+    let store = ParameterStore::new(&given, spot_ip, topics.declare_qos_overrides())?;
     tracing::info!(
         "parameters: {} (credentials from BOSDYN_CLIENT_USERNAME/BOSDYN_CLIENT_PASSWORD)",
         store.summary()
@@ -387,7 +465,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let credentials = Credentials::from_env()?;
     let (calibration_tx, calibration) = watch::channel(load_calibration(&params)?);
 
-    let publishers = ImagePublishers::create(&mut node, &params)?;
+    let publishers = ImagePublishers::create(&mut node, &topics.qos(&store))?;
     let stats_pub = node
         .create_publisher("~/stats", QosProfile::default())
         .map_err(ros("creating the ~/stats publisher"))?;

@@ -24,7 +24,7 @@ use r2r::rcl_interfaces::srv::{
 use tokio::sync::watch;
 
 use crate::params::table::yaml_value;
-use crate::params::{Apply, Change, Kind, NodeParams, ParamSpec, ParamValue, ParameterStore};
+use crate::params::{Apply, Change, Declared, Kind, NodeParams, ParamValue, ParameterStore};
 use crate::ros::NodeError;
 use crate::ros::messages::wall_time;
 use crate::shutdown::CancellationToken;
@@ -92,11 +92,11 @@ fn type_of(kind: &Kind) -> u8 {
 }
 
 /// What `ros2 param describe` and rqt_reconfigure show.
-pub fn descriptor(spec: &ParamSpec) -> ParameterDescriptor {
+pub fn descriptor(spec: &Declared) -> ParameterDescriptor {
     let mut descriptor = ParameterDescriptor {
-        name: spec.name.to_string(),
+        name: spec.name.clone(),
         type_: type_of(&spec.kind),
-        description: spec.description.to_string(),
+        description: spec.description.clone(),
         read_only: spec.apply == Apply::AtStart,
         dynamic_typing: false,
         ..ParameterDescriptor::default()
@@ -135,7 +135,7 @@ fn list_names(store: &ParameterStore, prefixes: &[String], depth: u64) -> ListPa
     let within_depth = |rest: &str| depth == 0 || (rest.matches('.').count() as u64) < depth;
     let mut result = ListParametersResult::default();
     for (spec, _) in store.iter() {
-        let name = spec.name;
+        let name = spec.name.as_str();
         let listed = if prefixes.is_empty() {
             within_depth(name)
         } else {
@@ -226,7 +226,7 @@ pub fn serve(
     let announced = ParameterEvent {
         stamp: wall_time(),
         node: node_name.clone(),
-        new_parameters: store.iter().map(|(s, v)| parameter(s.name, v)).collect(),
+        new_parameters: store.iter().map(|(s, v)| parameter(&s.name, v)).collect(),
         ..ParameterEvent::default()
     };
     if let Err(error) = events.publish(&announced) {
@@ -289,13 +289,13 @@ impl Server {
                 }
                 Some(request) = types.next() => {
                     let types = request.message.names.iter().map(|name| {
-                        crate::params::table::find(name).map_or(NOT_SET, |spec| type_of(&spec.kind))
+                        self.store.declaration(name).map_or(NOT_SET, |spec| type_of(&spec.kind))
                     }).collect();
                     request.respond(GetParameterTypes::Response { types })
                 }
                 Some(request) = describe.next() => {
                     let descriptors = request.message.names.iter().map(|name| {
-                        crate::params::table::find(name).map_or_else(
+                        self.store.declaration(name).map_or_else(
                             || ParameterDescriptor { name: name.clone(), ..ParameterDescriptor::default() },
                             descriptor,
                         )
@@ -335,7 +335,7 @@ impl Server {
             for changed in &outcome.changed {
                 tracing::info!(
                     "parameter {} set to {} (was {})",
-                    changed.spec.name,
+                    changed.name,
                     yaml_value(&changed.after),
                     yaml_value(&changed.before)
                 );
@@ -346,7 +346,7 @@ impl Server {
                 changed_parameters: outcome
                     .changed
                     .iter()
-                    .map(|c| parameter(c.spec.name, &c.after))
+                    .map(|c| parameter(&c.name, &c.after))
                     .collect(),
                 ..ParameterEvent::default()
             };

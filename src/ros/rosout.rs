@@ -156,6 +156,14 @@ pub fn logger_name(namespace: &str, node_name: &str) -> String {
 /// reach the console only).
 pub fn start(node: &mut r2r::Node, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
     let queue = Arc::clone(QUEUE.get()?);
+    // Before Jazzy, rcl's node creation makes the node's /rosout publisher itself (rcl#1065
+    // removed that): publishing here too would show every line twice.
+    if let Ok(distro) = std::env::var("ROS_DISTRO")
+        && matches!(distro.as_str(), "humble" | "iron")
+    {
+        tracing::debug!(%distro, "/rosout is rcl's own on this distribution");
+        return None;
+    }
     let qos = QosProfile::default()
         .keep_last(ROSOUT_DEPTH)
         .reliable()

@@ -106,10 +106,21 @@ def main():
                       "reason": atomic.reason}), flush=True)
 
     names = ["target_bitrate_bps", "jpeg_max_rate_hz", "jpeg_quality", "aim_deadband_deg",
-             "robot_host", "aim_policy", "diagnostics_period_secs"]
+             "robot_host", "aim_policy", "diagnostics_period_secs",
+             "qos_overrides./image_raw.publisher.depth"]
     after = wait(node, client.get_parameters(names), t)
     print(json.dumps({"step": "after",
                       "values": dict(zip(names, [value_json(v) for v in after.values]))}), flush=True)
+
+    # What a subscriber sees of the publishers' QoS (rclcpp's QoS overrides).
+    publishers = {}
+    for topic in ["/image_raw", "/camera_info"]:
+        info = node.get_publishers_info_by_topic(topic)
+        publishers[topic] = [{"node": i.node_name,
+                              "reliability": int(i.qos_profile.reliability),
+                              "durability": int(i.qos_profile.durability)} for i in info]
+    override = set_one("qos_overrides./image_raw.publisher.depth", 3)
+    print(json.dumps({"step": "qos", "publishers": publishers, "set": override}), flush=True)
 
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
