@@ -5,7 +5,7 @@
 //! `GetStreamParams` shows the new bitrate, `~/stats` comes at the new period); wrong types,
 //! out-of-range, unknown and read-only values and an atomic batch with one bad value are refused
 //! with a reason that names the parameter, and change nothing; `/parameter_events` carries the
-//! changes.
+//! changes. The node's WebRTC sockets lie within `udp_port_min..=udp_port_max`.
 #![cfg(feature = "ros")]
 
 mod common;
@@ -55,6 +55,10 @@ fn camera_bitrate_bps(sim: &Sim) -> Option<i64> {
 fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
     let sim = Sim::start_640x360(&[]);
     let domain = unique_domain_id();
+    let ports = {
+        let min = 21_000 + (std::process::id() % 98) as u16 * 10 + 5;
+        (min, min + 4)
+    };
     let node = NodeLaunch::new(domain, Some(&sim))
         .param(
             "qos_overrides./image_raw.publisher.reliability",
@@ -65,6 +69,9 @@ fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
             "transient_local",
         )
         .param("qos_overrides./image_raw.publisher.depth", "5")
+        // A firewalled payload's range (a sub-range per test process).
+        .param("udp_port_min", &ports.0.to_string())
+        .param("udp_port_max", &ports.1.to_string())
         .start();
     let log = || node.log();
     let mut stats = StatsWatcher::start(domain);
@@ -72,6 +79,18 @@ fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
         .wait_for_state("streaming", Duration::from_secs(40))
         .unwrap_or_else(|| panic!("not streaming; node log:\n{}", log()));
     let reconnects_before = counter(&streaming, "reconnects");
+    // The WebRTC sockets (bound to udp_bind_address, 127.0.0.1 here; DDS's are its own) lie
+    // in the range.
+    let webrtc: Vec<u16> = common::udp_sockets(node.child.id())
+        .into_iter()
+        .filter(|(address, _)| *address == Some(std::net::Ipv4Addr::LOCALHOST))
+        .map(|(_, port)| port)
+        .collect();
+    assert!(!webrtc.is_empty(), "no WebRTC socket found");
+    assert!(
+        webrtc.iter().all(|port| (ports.0..=ports.1).contains(port)),
+        "WebRTC ports {webrtc:?} outside {ports:?}"
+    );
     assert_eq!(camera_bitrate_bps(&sim), Some(2_000_000));
 
     let script = PyProcess::start("parameter_client.py", &[], domain);

@@ -183,3 +183,40 @@ fn detections_start_the_stream_and_its_absence_stops_it() {
         "stopped too early ({waited:?}) for a 2 s timeout"
     );
 }
+
+/// `autostart` with `auto_trigger`: the node streams at once, and the trigger owns that
+/// stream as if a person had just been seen: without anybody, it stops `trigger_timeout_secs`
+/// later.
+#[test]
+fn autostart_with_auto_trigger_streams_then_stops_without_anybody() {
+    let domain = unique_domain_id();
+    let sim = Sim::start_640x360(&[]);
+    let node = NodeLaunch::new(domain, Some(&sim))
+        .param("autostart", "true")
+        .param("auto_trigger", "true")
+        .param("trigger_timeout_secs", "3.0")
+        .start();
+    let mut stats = StatsWatcher::start(domain);
+    assert!(
+        stats
+            .wait_for_state("streaming", Duration::from_secs(20))
+            .is_some(),
+        "autostart did not stream; log:\n{}",
+        node.log()
+    );
+    let stopped = stats.wait_for_state("stopped", Duration::from_secs(15));
+    assert!(
+        stopped.is_some(),
+        "nobody was seen, yet the stream kept running; log:\n{}",
+        node.log()
+    );
+    let log = node.log();
+    assert!(
+        log.contains("autostart with auto_trigger: streaming now"),
+        "{log}"
+    );
+    assert!(
+        log.contains("no matching detection within trigger_timeout_secs"),
+        "{log}"
+    );
+}

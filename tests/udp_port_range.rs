@@ -5,58 +5,18 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Sim, probe_summary, run_in_network_namespace};
+use common::{PASSWORD, Sim, probe_summary, run_in_network_namespace, udp_sockets};
 
 /// The payload computer's address inside the namespace (the simulated robot is 127.0.0.1).
 const PAYLOAD: &str = "127.0.0.2";
 
-/// Inodes of the sockets `pid` has open.
-fn socket_inodes(pid: u32) -> HashSet<u64> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read the probe's fds")
-        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_string_lossy().into_owned();
-            target
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
-/// The local ports of `pid`'s UDP sockets (IPv4 and IPv6), from its network namespace's
-/// tables matched against its own socket inodes.
+/// The local ports of `pid`'s UDP sockets.
 fn udp_ports(pid: u32) -> Vec<u16> {
-    let inodes = socket_inodes(pid);
-    let mut ports = Vec::new();
-    for table in ["udp", "udp6"] {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(inode)) = (fields.get(1), fields.get(9)) else {
-                continue;
-            };
-            let Ok(inode) = inode.parse::<u64>() else {
-                continue;
-            };
-            if !inodes.contains(&inode) {
-                continue;
-            }
-            let port = local
-                .rsplit_once(':')
-                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
-                .unwrap_or_else(|| panic!("bad local address in {line:?}"));
-            ports.push(port);
-        }
-    }
-    ports
+    udp_sockets(pid).into_iter().map(|(_, port)| port).collect()
 }
 
 #[test]

@@ -291,7 +291,19 @@ pub fn check_value(name: &str, kind: &Kind, value: ParamValue) -> Param<ParamVal
     }
 }
 
-/// Reads parameters by name, each checked against its declaration in [`PARAMETERS`].
+/// Accessors of [`Reader`]: the checked value of a parameter declared with this type.
+macro_rules! typed {
+    ($($accessor:ident -> $type:ty = $variant:ident;)*) => {$(
+        fn $accessor(&self, name: &'static str) -> Param<$type> {
+            match self.checked(name)? {
+                (ParamValue::$variant(value), _) => Ok(value),
+                (other, spec) => Err(wrong_type(spec, &other)),
+            }
+        }
+    )*};
+}
+
+/// Reads parameters by name, each checked against its declaration in [`table::PARAMETERS`].
 struct Reader<'a> {
     source: &'a dyn ParamSource,
 }
@@ -312,32 +324,12 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&self, name: &'static str) -> Param<String> {
-        match self.checked(name)? {
-            (ParamValue::String(s), _) => Ok(s),
-            (other, spec) => Err(wrong_type(spec, &other)),
-        }
-    }
-
-    fn boolean(&self, name: &'static str) -> Param<bool> {
-        match self.checked(name)? {
-            (ParamValue::Bool(b), _) => Ok(b),
-            (other, spec) => Err(wrong_type(spec, &other)),
-        }
-    }
-
-    fn integer(&self, name: &'static str) -> Param<i64> {
-        match self.checked(name)? {
-            (ParamValue::Integer(i), _) => Ok(i),
-            (other, spec) => Err(wrong_type(spec, &other)),
-        }
-    }
-
-    fn double(&self, name: &'static str) -> Param<f64> {
-        match self.checked(name)? {
-            (ParamValue::Double(d), _) => Ok(d),
-            (other, spec) => Err(wrong_type(spec, &other)),
-        }
+    typed! {
+        string -> String = String;
+        boolean -> bool = Bool;
+        integer -> i64 = Integer;
+        double -> f64 = Double;
+        string_array -> Vec<String> = StringArray;
     }
 
     fn seconds(&self, name: &'static str) -> Param<Duration> {
@@ -377,13 +369,6 @@ impl Reader<'_> {
             });
         }
         Ok(frame)
-    }
-
-    fn string_array(&self, name: &'static str) -> Param<Vec<String>> {
-        match self.checked(name)? {
-            (ParamValue::StringArray(v), _) => Ok(v),
-            (other, spec) => Err(wrong_type(spec, &other)),
-        }
     }
 }
 

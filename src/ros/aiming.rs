@@ -620,29 +620,32 @@ pub fn start(
 
     let mut tasks = vec![driver_task];
     for (stream, is_static) in [(inputs.tf, false), (inputs.tf_static, true)] {
-        tasks.push(tokio::spawn(follow_tf(
-            context.clone(),
+        let context = context.clone();
+        tasks.push(tokio::spawn(for_each_message(
             stream,
-            is_static,
             shutdown.clone(),
+            move |m| context.on_tf(&m, is_static),
         )));
     }
     for stream in inputs.camera_infos {
-        tasks.push(tokio::spawn(follow_camera_info(
-            context.clone(),
+        let context = context.clone();
+        tasks.push(tokio::spawn(for_each_message(
             stream,
             shutdown.clone(),
+            move |m| context.on_camera_info(&m),
         )));
     }
-    tasks.push(tokio::spawn(follow_look_at(
-        context.clone(),
+    let on_look_at = context.clone();
+    tasks.push(tokio::spawn(for_each_message(
         inputs.look_at,
         shutdown.clone(),
+        move |m| on_look_at.on_look_at(&m),
     )));
-    tasks.push(tokio::spawn(follow_ptz_command(
-        context.clone(),
+    let on_ptz_command = context.clone();
+    tasks.push(tokio::spawn(for_each_message(
         inputs.ptz_command,
         shutdown.clone(),
+        move |m| on_ptz_command.on_ptz_command(&m),
     )));
     tasks.push(tokio::spawn(poll_aimer(context.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(publish_ptz_state(
@@ -655,12 +658,11 @@ pub fn start(
     Ok(Aiming { context, tasks })
 }
 
-/// Keeps the transform buffer up to date from `/tf` or `/tf_static`.
-async fn follow_tf(
-    context: Arc<AimContext>,
-    stream: impl futures::Stream<Item = TFMessage>,
-    is_static: bool,
+/// Calls `handle` with each message of `stream` until it ends or `shutdown`.
+async fn for_each_message<T>(
+    stream: impl futures::Stream<Item = T>,
     shutdown: CancellationToken,
+    mut handle: impl FnMut(T),
 ) {
     let mut stream = std::pin::pin!(stream);
     loop {
@@ -669,7 +671,14 @@ async fn follow_tf(
             message = stream.next() => message,
         };
         let Some(message) = message else { return };
-        let mut tf = lock(&context.tf);
+        handle(message);
+    }
+}
+
+impl AimContext {
+    /// Keeps the transform buffer up to date from `/tf` or `/tf_static`.
+    fn on_tf(&self, message: &TFMessage, is_static: bool) {
+        let mut tf = lock(&self.tf);
         for t in &message.transforms {
             match isometry_of(&t.transform) {
                 Some(iso) => tf.insert(
@@ -685,41 +694,12 @@ async fn follow_tf(
             }
         }
     }
-}
 
-/// Keeps each detection camera's model, by frame_id.
-async fn follow_camera_info(
-    context: Arc<AimContext>,
-    stream: impl futures::Stream<Item = CameraInfo>,
-    shutdown: CancellationToken,
-) {
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        let info = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            info = stream.next() => info,
-        };
-        let Some(info) = info else { return };
+    /// Keeps each detection camera's model, by frame_id.
+    fn on_camera_info(&self, info: &CameraInfo) {
         let k: [f64; 9] = info.k.as_slice().try_into().unwrap_or([0.0; 9]);
         let camera = PinholeCamera::from_camera_info(&k, &info.distortion_model);
-        lock(&context.cameras).insert(info.header.frame_id.clone(), camera);
-    }
-}
-
-/// Moves the PTZ as each `~/ptz_command` says.
-async fn follow_ptz_command(
-    context: Arc<AimContext>,
-    stream: impl futures::Stream<Item = JointState>,
-    shutdown: CancellationToken,
-) {
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            message = stream.next() => message,
-        };
-        let Some(message) = message else { return };
-        context.on_ptz_command(&message);
+        lock(&self.cameras).insert(info.header.frame_id.clone(), camera);
     }
 }
 
@@ -754,23 +734,6 @@ fn manual_command(message: &JointState) -> Result<ManualCommand, String> {
         }
     }
     Ok(command)
-}
-
-/// Aims at each `~/look_at` point.
-async fn follow_look_at(
-    context: Arc<AimContext>,
-    stream: impl futures::Stream<Item = PointStamped>,
-    shutdown: CancellationToken,
-) {
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            message = stream.next() => message,
-        };
-        let Some(message) = message else { return };
-        context.on_look_at(&message);
-    }
 }
 
 /// Sends held-back commands and the home pose when their time comes, and applies the PTZ's

@@ -330,3 +330,52 @@ pub fn probe_summary(stdout: &str) -> (&str, u64) {
         .unwrap_or_else(|| panic!("no frame count in {summary:?}"));
     (summary, frames)
 }
+
+/// Inodes of the sockets `pid` has open.
+fn socket_inodes(pid: u32) -> std::collections::HashSet<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read the process's fds")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// The local address (`None` for IPv6) and port of each of `pid`'s UDP sockets, from its
+/// network namespace's tables matched against its own socket inodes.
+pub fn udp_sockets(pid: u32) -> Vec<(Option<std::net::Ipv4Addr>, u16)> {
+    let inodes = socket_inodes(pid);
+    let mut ports = Vec::new();
+    for table in ["udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (fields.get(1), fields.get(9)) else {
+                continue;
+            };
+            let Ok(inode) = inode.parse::<u64>() else {
+                continue;
+            };
+            if !inodes.contains(&inode) {
+                continue;
+            }
+            let (address, port) = local
+                .rsplit_once(':')
+                .and_then(|(address, hex)| Some((address, u16::from_str_radix(hex, 16).ok()?)))
+                .unwrap_or_else(|| panic!("bad local address in {line:?}"));
+            // IPv4 addresses are written as one little-endian hex number.
+            let v4 = (address.len() == 8)
+                .then(|| u32::from_str_radix(address, 16).ok())
+                .flatten()
+                .map(|n| std::net::Ipv4Addr::from(n.swap_bytes()));
+            ports.push((v4, port));
+        }
+    }
+    ports
+}
