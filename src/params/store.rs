@@ -58,6 +58,7 @@ pub struct SetOutcome {
 pub struct ParameterStore {
     /// [`PARAMETERS`] in their order, then those declared at start.
     declared: Vec<Declared>,
+    defaults: Vec<ParamValue>,
     values: Vec<ParamValue>,
     params: NodeParams,
     spot_ip: Option<String>,
@@ -84,14 +85,15 @@ impl ParameterStore {
         }
         let values = declared
             .iter()
-            .zip(defaults)
+            .zip(&defaults)
             .map(|(parameter, default)| match given.get(&parameter.name) {
                 Some(value) => check_value(&parameter.name, &parameter.kind, value),
-                None => Ok(default),
+                None => Ok(default.clone()),
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
             declared,
+            defaults,
             values,
             params,
             spot_ip,
@@ -121,16 +123,11 @@ impl ParameterStore {
     /// One line for the log: the parameters not at their default (never a secret: credentials
     /// are not parameters).
     pub fn summary(&self) -> String {
-        let set: Vec<String> = PARAMETERS
+        let set: Vec<String> = self
             .iter()
-            .zip(&self.values)
-            .filter(|(spec, value)| spec.kind.default_value() != **value)
-            .map(|(spec, value)| format!("{}={}", spec.name, yaml_value(value)))
-            .chain(
-                self.iter()
-                    .skip(PARAMETERS.len())
-                    .map(|(p, value)| format!("{}={}", p.name, yaml_value(value))),
-            )
+            .zip(&self.defaults)
+            .filter(|((_, value), default)| value != default)
+            .map(|((p, value), _)| format!("{}={}", p.name, yaml_value(value)))
             .collect();
         if set.is_empty() {
             "every parameter at its default".to_string()
