@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nalgebra::Vector3;
 
 use crate::aiming::limiter::{AimLimiter, LimiterConfig};
-use crate::aiming::pointing::{AimError, Pointing, PtzCommand};
+use crate::aiming::pointing::{AimError, Pointing, PtzCommand, angle_difference_deg};
 use crate::aiming::selection::{Candidate, SelectionPolicy, TargetSelector};
 
 /// A person seen by a camera, placed in the PTZ base frame.
@@ -103,7 +103,15 @@ pub struct Aimer {
     status: AimStatus,
     /// Detections do not move the PTZ before this (a manual command took over).
     manual_until: Option<Instant>,
+    /// The last command the PTZ refused, and when.
+    refused: Option<(PtzCommand, Instant)>,
 }
+
+/// After the PTZ refused a position, commands within [`REFUSED_NEAR_DEG`] of it are not sent
+/// for this long: a person just past the PTZ's stop is not chased with a command per detection.
+pub const REFUSED_HOLD: Duration = Duration::from_secs(10);
+/// See [`REFUSED_HOLD`].
+pub const REFUSED_NEAR_DEG: f64 = 10.0;
 
 impl Aimer {
     pub fn new(config: AimConfig) -> Self {
@@ -115,7 +123,19 @@ impl Aimer {
             homed: true,
             status: AimStatus::default(),
             manual_until: None,
+            refused: None,
         }
+    }
+
+    /// The PTZ refused `command` (a position it cannot take): counted as a rejection, the
+    /// target dropped, and nothing near it sent again for [`REFUSED_HOLD`].
+    pub fn on_refused(&mut self, command: PtzCommand, reason: &str, now: Instant) {
+        self.status.rejected += 1;
+        self.status.last_rejection = Some(format!("the PTZ refused {command:?}: {reason}"));
+        self.status.target = None;
+        self.selector.reset();
+        self.limiter.reset();
+        self.refused = Some((command, now));
     }
 
     /// A manual command (a joystick, a script): the given axes replace those of `current`
@@ -139,6 +159,8 @@ impl Aimer {
             .check(&wanted)
             .inspect_err(|e| self.reject(e))?;
         self.manual_until = Some(now + self.config.manual_hold);
+        // Somebody asks for this position: what the PTZ refused before does not hold it back.
+        self.refused = None;
         self.selector.reset();
         self.homed = true;
         self.status.target = Some(wanted);
@@ -282,6 +304,14 @@ impl Aimer {
     }
 
     fn send(&mut self, command: PtzCommand, now: Instant) -> Option<PtzCommand> {
+        let near_refused = self.refused.is_some_and(|(refused, at)| {
+            now.duration_since(at) < REFUSED_HOLD
+                && angle_difference_deg(command.pan_deg, refused.pan_deg).abs() < REFUSED_NEAR_DEG
+                && (command.tilt_deg - refused.tilt_deg).abs() < REFUSED_NEAR_DEG
+        });
+        if near_refused {
+            return None;
+        }
         let sent = self.limiter.offer(command, now);
         if sent.is_some() {
             self.status.commands_sent += 1;
@@ -448,5 +478,38 @@ mod tests {
             ..ManualCommand::default()
         };
         assert!(aimer.manual(nan, here, after).is_err());
+    }
+
+    #[test]
+    fn a_refused_position_is_not_sent_again_nearby_for_a_while() {
+        let mut aimer = Aimer::new(config());
+        let t = Instant::now();
+        let first = aimer
+            .on_sightings(&[sighting(5.0, -5.0, 100.0)], t)
+            .0
+            .unwrap();
+        aimer.on_refused(first, "past the stop", t);
+        assert_eq!(aimer.status().rejected, 1);
+        // The person moves a little (beyond the deadband): still not sent.
+        let later = t + Duration::from_secs(2);
+        assert_eq!(
+            aimer.on_sightings(&[sighting(5.0, -5.3, 100.0)], later).0,
+            None
+        );
+        // Somewhere else: sent.
+        assert!(
+            aimer
+                .on_sightings(&[sighting(5.0, 5.0, 100.0)], later + Duration::from_secs(1))
+                .0
+                .is_some()
+        );
+        // Near it again after the hold: tried again.
+        let after = t + REFUSED_HOLD + Duration::from_secs(1);
+        assert!(
+            aimer
+                .on_sightings(&[sighting(5.0, -5.0, 100.0)], after)
+                .0
+                .is_some()
+        );
     }
 }

@@ -50,10 +50,23 @@ pub struct PtzDriverHandle {
     state: watch::Receiver<Option<PtzState>>,
     limits: watch::Receiver<Option<PtzLimits>>,
     sent: watch::Receiver<u64>,
+    refusals: watch::Receiver<Option<Refusal>>,
     history: Arc<Mutex<VecDeque<PtzState>>>,
 }
 
+/// A command the PTZ refused (an invalid request: a position it cannot take), and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub command: PtzCommand,
+    pub reason: String,
+}
+
 impl PtzDriverHandle {
+    /// The newest command the PTZ refused.
+    pub fn refusals(&self) -> watch::Receiver<Option<Refusal>> {
+        self.refusals.clone()
+    }
+
     /// Moves the head (replaces a command not sent yet).
     pub fn command(&self, command: PtzCommand) {
         self.commands.send_replace(Some(command));
@@ -97,12 +110,14 @@ pub fn spawn(
     let (state_tx, state) = watch::channel(None);
     let (limits_tx, limits) = watch::channel(None);
     let (sent_tx, sent) = watch::channel(0);
+    let (refusals_tx, refusals) = watch::channel(None);
     let history = Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY)));
     let handle = PtzDriverHandle {
         commands,
         state,
         limits,
         sent,
+        refusals,
         history: history.clone(),
     };
     let driver = Driver {
@@ -112,6 +127,7 @@ pub fn spawn(
         state: state_tx,
         limits: limits_tx,
         sent: sent_tx,
+        refusals: refusals_tx,
         history,
         last_login_attempt: None,
         login_rejected: false,
@@ -128,6 +144,7 @@ struct Driver {
     state: watch::Sender<Option<PtzState>>,
     limits: watch::Sender<Option<PtzLimits>>,
     sent: watch::Sender<u64>,
+    refusals: watch::Sender<Option<Refusal>>,
     history: Arc<Mutex<VecDeque<PtzState>>>,
     last_login_attempt: Option<Instant>,
     /// The robot rejected our login: only the stream's login is used from now on.
@@ -216,6 +233,16 @@ impl Driver {
                 self.sent.send_modify(|n| *n += 1);
                 tracing::debug!(?command, "PTZ commanded");
                 true
+            }
+            Err(error @ crate::robot::RobotError::InvalidRequest { .. }) => {
+                // The PTZ cannot take this position: aiming holds off from it (see
+                // `Aimer::on_refused`) instead of sending it again.
+                tracing::warn!(%error, ?command, "the PTZ refused a position; aiming does not send it again");
+                self.refusals.send_replace(Some(Refusal {
+                    command,
+                    reason: error.to_string(),
+                }));
+                false
             }
             Err(error) => {
                 self.failed(

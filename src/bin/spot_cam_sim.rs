@@ -130,6 +130,10 @@ struct Args {
     /// or a busy robot).
     #[arg(long, default_value_t = 0.0)]
     ptz_command_delay_secs: f64,
+    /// Refuse `SetPtzPosition` (an invalid request) for a pan above this many degrees (the
+    /// PTZ's convention): a mechanical stop the PTZ does not report in its limits.
+    #[arg(long)]
+    ptz_refuse_pan_above_deg: Option<f32>,
     /// A person in the world at this pan, tilt (degrees, the PTZ's convention: pan clockwise
     /// from forward, tilt up) and distance (metres) from the PTZ, drawn as a red box where the
     /// PTZ sees them. Repeat for several people.
@@ -266,6 +270,7 @@ impl Args {
             resize_on_screen_change: self.resize_on_screen_change,
             services_delay: seconds("services-delay-secs", self.services_delay_secs)?,
             ptz_command_delay: seconds("ptz-command-delay-secs", self.ptz_command_delay_secs)?,
+            ptz_refuse_pan_above_deg: self.ptz_refuse_pan_above_deg,
         })
     }
 }

@@ -740,6 +740,7 @@ fn manual_command(message: &JointState) -> Result<ManualCommand, String> {
 /// limits once they are read.
 async fn poll_aimer(context: Arc<AimContext>, shutdown: CancellationToken) {
     let mut limits = context.driver.limits();
+    let mut refusals = context.driver.refusals();
     loop {
         let deadline = context
             .aimer
@@ -750,6 +751,16 @@ async fn poll_aimer(context: Arc<AimContext>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             () = tokio::time::sleep_until(deadline.into()) => {}
+            changed = refusals.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let refusal = refusals.borrow_and_update().clone();
+                if let Some(refusal) = refusal {
+                    lock(&context.aimer).on_refused(refusal.command, &refusal.reason, Instant::now());
+                }
+                continue;
+            }
             changed = limits.changed() => {
                 if changed.is_err() {
                     return;

@@ -78,6 +78,9 @@ pub struct SimGrpcOptions {
     /// `SetPtzPosition` acts (and answers) only this long after it arrives: a slow link or a
     /// busy robot (0 = at once).
     pub ptz_command_delay: Duration,
+    /// `SetPtzPosition` is refused (an invalid request) for a pan above this (degrees, the
+    /// PTZ's convention): a stop the PTZ does not report in its limits.
+    pub ptz_refuse_pan_above_deg: Option<f32>,
 }
 
 impl Default for SimGrpcOptions {
@@ -86,6 +89,7 @@ impl Default for SimGrpcOptions {
             spot_cam_authority: API_AUTHORITY.to_string(),
             services_delay: Duration::ZERO,
             ptz_command_delay: Duration::ZERO,
+            ptz_refuse_pan_above_deg: None,
         }
     }
 }
@@ -822,6 +826,7 @@ struct PtzSvc {
     state: Arc<SimState>,
     focus: Setting<cam::PtzFocusState>,
     command_delay: Duration,
+    refuse_pan_above_deg: Option<f32>,
 }
 
 fn limits_pb(limits: Option<(f32, f32)>) -> Option<cam::ptz_description::Limits> {
@@ -842,6 +847,12 @@ impl PtzSvc {
         let values = [position.pan, position.tilt, position.zoom];
         if values.iter().flatten().any(|v| !v.is_finite()) {
             return Err("PTZ values must be finite".to_string());
+        }
+        if let (Some(pan), Some(stop)) = (position.pan, self.refuse_pan_above_deg)
+            && pan > stop
+        {
+            tracing::info!(pan, stop, "SetPtzPosition refused: past the pan stop");
+            return Err(format!("pan {pan}° is past the PTZ's stop at {stop}°"));
         }
         let unknown = || format!("unknown ptz {name:?}");
         let description = self.description(&name).ok_or_else(unknown)?;
@@ -1169,6 +1180,7 @@ pub async fn serve_grpc_with_options(
         .add_service(cam::ptz_service_server::PtzServiceServer::new(PtzSvc {
             state,
             command_delay: options.ptz_command_delay,
+            refuse_pan_above_deg: options.ptz_refuse_pan_above_deg,
             focus: Setting::new(cam::PtzFocusState {
                 mode: cam::ptz_focus_state::PtzFocusMode::PtzFocusAuto as i32,
                 focus_position: None,

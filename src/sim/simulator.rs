@@ -50,6 +50,8 @@ pub struct SimConfig {
     pub services_delay: Duration,
     /// `SetPtzPosition` acts and answers this long after it arrives.
     pub ptz_command_delay: Duration,
+    /// `SetPtzPosition` refused for a pan above this (degrees).
+    pub ptz_refuse_pan_above_deg: Option<f32>,
     /// People in the world (see [`crate::sim::people`]).
     pub people: Vec<crate::sim::people::Person>,
     /// The PTZ camera's field of view against zoom.
@@ -102,6 +104,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Run
     let grpc_options = robot_services::SimGrpcOptions {
         services_delay: config.services_delay,
         ptz_command_delay: config.ptz_command_delay,
+        ptz_refuse_pan_above_deg: config.ptz_refuse_pan_above_deg,
         ..robot_services::SimGrpcOptions::default()
     };
     let signalling_hosts = vec![config.bind.to_string(), "localhost".to_string()];
