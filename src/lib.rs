@@ -44,3 +44,11 @@ pub mod stats;
 pub mod status_report;
 pub mod stream;
 pub mod trigger;
+
+/// Locks a mutex, also after a holder panicked: every mutex of the crate guards state that a
+/// panic cannot leave half-changed, so the data stays usable.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -28,6 +28,7 @@ use crate::camera_link::answerer::{
     AnswererConfig, AnswererSession, PeerState, ReceivedRtp, WebRtcError,
 };
 use crate::camera_link::signalling::{SignallingClient, SignallingConfig, SignallingError};
+use crate::lock;
 use crate::media::buffer_pool::BufferPool;
 use crate::media::decoder::{self, DecodedFrame, DecoderOutput, DecoderSettings};
 use crate::media::depacketizer::{AccessUnit, Depacketizer, DepacketizerCounters, RtpInfo};
@@ -1072,12 +1073,6 @@ impl StreamTask {
         .await;
         outcome
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Sends what differs between `wanted` and the settings the camera took `before` (all of

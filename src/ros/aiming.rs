@@ -35,6 +35,7 @@ use crate::aiming::limiter::LimiterConfig;
 use crate::aiming::pointing::{Pointing, PtzCommand, PtzLimits, optical_in_head};
 use crate::aiming::ptz_driver::{self, PtzDriverHandle, PtzState};
 use crate::aiming::tf_buffer::TfBuffer;
+use crate::lock;
 use crate::params::{AimingParams, NodeParams};
 use crate::robot::{Credentials, RobotClient};
 use crate::ros::NodeError;
@@ -100,12 +101,6 @@ pub struct AimContext {
     tf_static: Mutex<r2r::Publisher<TFMessage>>,
     stamper: Arc<Mutex<Stamper>>,
     frame_id: String,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The aimer's settings from the parameters, keeping what was measured (`pointing`'s PTZ
@@ -213,7 +208,7 @@ impl AimContext {
 
     /// What the aimer is doing, and the commands the deadband kept back.
     pub fn status(&self) -> (AimStatus, u64) {
-        let aimer = self.aimer.lock().unwrap_or_else(|p| p.into_inner());
+        let aimer = lock(&self.aimer);
         (aimer.status().clone(), aimer.suppressed())
     }
 
@@ -263,7 +258,7 @@ impl AimContext {
 
     /// The stream's picture size, for the zoom that frames a person.
     pub fn set_image_size(&self, size: (u32, u32)) {
-        let mut aimer = self.aimer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut aimer = lock(&self.aimer);
         if aimer.pointing().image_size_px != size {
             let pointing = Pointing {
                 image_size_px: size,
@@ -274,10 +269,7 @@ impl AimContext {
     }
 
     fn warn(&self, what: &str, reason: &str) {
-        self.warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .warn(what, reason);
+        lock(&self.warnings).warn(what, reason);
     }
 
     /// Aims at the people of one detection message; returns the command sent, if any.
@@ -299,7 +291,7 @@ impl AimContext {
         match message {
             Detections::Boxes2d(message) => {
                 let camera = {
-                    let cameras = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
+                    let cameras = lock(&self.cameras);
                     cameras.get(frame).cloned()
                 };
                 let camera = match camera {
@@ -347,7 +339,7 @@ impl AimContext {
         }
         let stamp = duration_of(&header.stamp);
         let base_t_frame = {
-            let tf = self.tf.lock().unwrap_or_else(|p| p.into_inner());
+            let tf = lock(&self.tf);
             tf.lookup(&settings.params.base_frame, frame, stamp)
         };
         let base_t_frame = match base_t_frame {
@@ -364,11 +356,7 @@ impl AimContext {
                 Sighting::new(in_base, area_m2, score, frame)
             })
             .collect();
-        let (command, refused) = self
-            .aimer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .on_sightings(&sightings, Instant::now());
+        let (command, refused) = lock(&self.aimer).on_sightings(&sightings, Instant::now());
         for error in refused {
             self.warn(
                 &format!("a person seen in {frame:?} cannot be aimed at"),
@@ -419,7 +407,7 @@ impl AimContext {
         let stamp = duration_of(&message.header.stamp);
         let base_frame = lock(&self.settings).params.base_frame.clone();
         let in_base = {
-            let tf = self.tf.lock().unwrap_or_else(|p| p.into_inner());
+            let tf = lock(&self.tf);
             tf.lookup(&base_frame, frame, stamp)
                 .map(|base_t_frame| base_t_frame.transform_point(&point).coords)
         };
@@ -432,11 +420,7 @@ impl AimContext {
                 );
             }
         };
-        let result = self
-            .aimer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .look_at(&in_base, frame, Instant::now());
+        let result = lock(&self.aimer).look_at(&in_base, frame, Instant::now());
         match result {
             Ok(Some(command)) => {
                 tracing::info!(frame = %frame, ?command, "~/look_at: aiming");
@@ -742,10 +726,7 @@ async fn poll_aimer(context: Arc<AimContext>, shutdown: CancellationToken) {
     let mut limits = context.driver.limits();
     let mut refusals = context.driver.refusals();
     loop {
-        let deadline = context
-            .aimer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let deadline = lock(&context.aimer)
             .deadline()
             .unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
         tokio::select! {
@@ -766,18 +747,14 @@ async fn poll_aimer(context: Arc<AimContext>, shutdown: CancellationToken) {
                     return;
                 }
                 if let Some(reported) = *limits.borrow_and_update() {
-                    let mut aimer = context.aimer.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut aimer = lock(&context.aimer);
                     let pointing = Pointing { limits: reported, ..*aimer.pointing() };
                     aimer.set_pointing(pointing);
                 }
                 continue;
             }
         }
-        let command = context
-            .aimer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .poll(Instant::now());
+        let command = lock(&context.aimer).poll(Instant::now());
         if let Some(command) = command {
             tracing::debug!(?command, "PTZ command (held back or home)");
             context.driver.command(command);
@@ -803,10 +780,7 @@ async fn publish_ptz_state(
         let Some(now) = *state.borrow_and_update() else {
             continue;
         };
-        let stamp = stamper
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stamp(now.measured_at);
+        let stamp = lock(&stamper).stamp(now.measured_at);
         let velocity = match previous {
             Some(p) if now.measured_at > p.measured_at => {
                 let secs = (now.measured_at - p.measured_at).as_secs_f64();
@@ -839,16 +813,12 @@ async fn publish_ptz_state(
         if let Err(error) = state_pub.publish(&joint_state) {
             tracing::debug!(%error, "could not publish ~/ptz_state");
         }
-        let pointing = *context
-            .aimer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pointing();
+        let pointing = *lock(&context.aimer).pointing();
         let head = Isometry3::from_parts(
             Translation3::identity(),
             pointing.head_rotation(now.pan_deg, now.tilt_deg),
         );
-        context.tf.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        lock(&context.tf).insert(
             &params.base_frame,
             &params.head_frame,
             duration_of(&stamp),

@@ -76,10 +76,7 @@ pub fn frame_header(
     arrival: Instant,
     frame_id: &str,
 ) -> Header {
-    let stamp = stamper
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .stamp(arrival);
+    let stamp = crate::lock(stamper).stamp(arrival);
     Header {
         stamp,
         frame_id: frame_id.to_string(),

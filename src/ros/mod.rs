@@ -30,14 +30,13 @@ use tokio::sync::watch;
 use crate::camera_info::{self, Calibration};
 use crate::camera_link::answerer::AnswererConfig;
 use crate::camera_link::signalling::SignallingConfig;
+use crate::lock;
 use crate::media::convert::ColorSpec;
 use crate::media::decoder::DecoderSettings;
 use crate::media::handoff::{Demand, DropOldestQueue};
 use crate::media::jpeg::JpegSettings;
 use crate::params::qos::{self, PublisherQos};
-use crate::params::{
-    Declared, NodeParams, ParamError, ParamSource, ParamValue, ParameterStore, Reliability,
-};
+use crate::params::{Declared, NodeParams, ParamError, ParamSource, ParamValue, ParameterStore};
 use crate::robot::{Credentials, RobotConfig, RobotError};
 use crate::ros::messages::Stamper;
 use crate::shutdown::CancellationToken;
@@ -95,7 +94,7 @@ impl ParamSource for RosParams {
 }
 
 fn read_params(node: &r2r::Node) -> RosParams {
-    let params = node.params.lock().unwrap_or_else(|p| p.into_inner());
+    let params = lock(&node.params);
     let map = params
         .iter()
         .filter_map(|(name, p)| {
@@ -322,11 +321,7 @@ struct PublishedTopics(Vec<(&'static str, String, PublisherQos)>);
 impl PublishedTopics {
     fn of(params: &NodeParams, namespace: &str) -> Self {
         let image = PublisherQos {
-            reliability: match params.image_qos_reliability {
-                Reliability::Reliable => "reliable",
-                Reliability::BestEffort => "best_effort",
-            }
-            .to_string(),
+            reliability: params.image_qos_reliability.to_string(),
             durability: "volatile".to_string(),
             history: "keep_last".to_string(),
             depth: params.image_qos_depth as i64,
@@ -391,6 +386,7 @@ fn qos_profile(qos: &PublisherQos) -> QosProfile {
 }
 
 /// The image and camera_info publishers.
+#[derive(Clone)]
 struct ImagePublishers {
     image: Option<r2r::PublisherUntyped>,
     info: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
@@ -431,16 +427,6 @@ impl ImagePublishers {
                 .transpose()
                 .map_err(ros("creating the image_raw/foxglove publisher"))?,
         })
-    }
-
-    fn subscribable(&self) -> Subscribable {
-        Subscribable {
-            image: self.image.clone(),
-            info: self.info.clone(),
-            jpeg: self.jpeg.clone(),
-            ffmpeg: self.ffmpeg.clone(),
-            foxglove: self.foxglove.clone(),
-        }
     }
 }
 
@@ -544,7 +530,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         )),
         tokio::spawn(follow_subscribers(
             handle.clone(),
-            publishers.subscribable(),
+            publishers.clone(),
             Demands {
                 jpeg: feeds.jpeg_output().map(|j| j.demand.clone()),
                 passthrough: feeds.passthrough.as_ref().map(|t| t.demand.clone()),
@@ -643,12 +629,6 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     Ok(())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Where parameter changes take effect.
 struct LiveTargets {
     handle: StreamHandle,
@@ -685,15 +665,6 @@ async fn follow_parameters(
     }
 }
 
-/// The publishers whose subscriber counts decide what the stream does.
-struct Subscribable {
-    image: Option<r2r::PublisherUntyped>,
-    info: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
-    jpeg: Option<r2r::Publisher<r2r::sensor_msgs::msg::CompressedImage>>,
-    ffmpeg: Option<r2r::Publisher<r2r::ffmpeg_image_transport_msgs::msg::FFMPEGPacket>>,
-    foxglove: Option<r2r::Publisher<r2r::foxglove_msgs::msg::CompressedVideo>>,
-}
-
 /// Subscribers per output, or `None` while a count cannot be read (at shutdown).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct SubscriberCounts {
@@ -703,7 +674,8 @@ struct SubscriberCounts {
     passthrough: usize,
 }
 
-impl Subscribable {
+impl ImagePublishers {
+    /// Their subscribers, which decide what the stream does.
     fn counts(&self) -> Option<SubscriberCounts> {
         fn count<T: r2r::WrappedTypesupport + 'static>(
             publisher: &Option<r2r::Publisher<T>>,
@@ -741,7 +713,7 @@ struct Demands {
 /// discovery reports subscribers as they come).
 async fn follow_subscribers(
     handle: StreamHandle,
-    publishers: Subscribable,
+    publishers: ImagePublishers,
     demands: Demands,
     shutdown: CancellationToken,
 ) {
@@ -997,7 +969,7 @@ async fn serve_services(
             else => return,
         };
         // An explicit call takes the stream away from the auto-trigger.
-        trigger.lock().unwrap_or_else(|p| p.into_inner()).release();
+        lock(&trigger).release();
         if let Err(error) = request.respond(trigger_response(&handle, verb)) {
             tracing::warn!(%error, "could not answer a service call");
         }
@@ -1017,11 +989,11 @@ async fn follow_detections(
         let mut aimed = false;
         let action = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => trigger.lock().unwrap_or_else(|p| p.into_inner()).on_tick(Instant::now()),
+            _ = tick.tick() => lock(&trigger).on_tick(Instant::now()),
             message = detections.next() => {
                 let Some(message) = message else { return };
                 aimed = aim.as_ref().and_then(|a| a.on_detections(&message)).is_some();
-                trigger.lock().unwrap_or_else(|p| p.into_inner()).on_detections(&message.hypotheses(), Instant::now())
+                lock(&trigger).on_detections(&message.hypotheses(), Instant::now())
             }
         };
         match action {
