@@ -171,7 +171,7 @@ mod tests {
     fn video(r: &mut PreRoll, from_ms: u64, to_ms: u64, every_ms: u64, kind: VideoKey) {
         let mut t = from_ms;
         while t < to_ms {
-            let key = if (t - from_ms) % every_ms == 0 {
+            let key = if (t - from_ms).is_multiple_of(every_ms) {
                 kind
             } else {
                 VideoKey::Other

@@ -17,19 +17,11 @@ const PRIMITIVES: &[&str] = &[
 /// A message type's schema could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error(
-        "unknown message type {type_name}{needed_by}: no share/{package}/msg/{name}.msg under the \
-         ament prefixes [{prefixes}]; install the package (e.g. `apt install ros-jazzy-{apt_name}`) \
-         or source the workspace that builds it"
-    )]
+    #[error("unknown message type {type_name}{detail}")]
     NotFound {
         type_name: String,
-        /// ", used by pkg/msg/Other" when found as a dependency.
-        needed_by: String,
-        package: String,
-        name: String,
-        apt_name: String,
-        prefixes: String,
+        /// Who uses it, where it was looked for and what to install.
+        detail: String,
     },
     #[error("bad message type name {0:?}: expected `pkg/msg/Type` (or `pkg/Type`)")]
     BadName(String),
@@ -145,20 +137,25 @@ impl SchemaSource {
                 Err(source) => return Err(SchemaError::Read { path, source }),
             }
         }
+        let needed_by = needed_by
+            .map(|user| format!(", used by {}", user.full()))
+            .unwrap_or_default();
+        let prefixes = self
+            .prefixes
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         Err(SchemaError::NotFound {
             type_name: ty.full(),
-            needed_by: needed_by
-                .map(|user| format!(", used by {}", user.full()))
-                .unwrap_or_default(),
-            package: ty.package.clone(),
-            name: ty.name.clone(),
-            apt_name: ty.package.replace('_', "-"),
-            prefixes: self
-                .prefixes
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            detail: format!(
+                "{needed_by}: no share/{package}/msg/{name}.msg under the ament prefixes \
+                 [{prefixes}]; install the package (e.g. `apt install ros-jazzy-{apt_name}`) or \
+                 source the workspace that builds it",
+                package = ty.package,
+                name = ty.name,
+                apt_name = ty.package.replace('_', "-"),
+            ),
         })
     }
 }

@@ -123,8 +123,8 @@ fn push_stream(
     kind: VideoKey,
 ) {
     for t in (from_ms..to_ms).step_by(10) {
-        if t % frame_ms == 0 {
-            let key = if t % key_every_ms == 0 {
+        if t.is_multiple_of(frame_ms) {
+            let key = if t.is_multiple_of(key_every_ms) {
                 kind
             } else {
                 VideoKey::Other
@@ -228,7 +228,7 @@ fn pre_roll_starts_at_the_newest_idr_before_the_cut_with_schemas_qos_and_event_m
     assert_eq!(s.recorder.stop(Reason::Manual).as_ref(), Some(&path));
     s.recorder.finish(Duration::from_secs(2)).unwrap();
 
-    assert_eq!(event_files(&s.dir), [path.clone()]);
+    assert_eq!(event_files(&s.dir), std::slice::from_ref(&path));
     let messages = read_file(&path, base);
     // Cut at 8000 ms: the IDR at 8000 (at the cut counts) begins the file.
     assert_eq!(messages[0].t_ms, 8_000);
@@ -403,7 +403,7 @@ fn retention_deletes_the_oldest_files_first_and_never_the_open_one() {
     wait_for("all old files deleted", || {
         s.recorder.stats().files_deleted == 3
     });
-    assert_eq!(event_files(&s.dir), [open.clone()]);
+    assert_eq!(event_files(&s.dir), std::slice::from_ref(&open));
     assert!(s.dir.join("keep.txt").exists());
     s.recorder.finish(Duration::from_secs(2)).unwrap();
     assert_eq!(read_file(&open, base).len(), 30);
