@@ -110,6 +110,8 @@ fn parameters_are_listed_described_changed_live_and_refused_with_reasons() {
         "image_raw/compressed",
         "image_raw/ffmpeg",
         "image_raw/foxglove",
+        // Offered while aiming is on (the default).
+        "ptz_detections",
     ]
     .iter()
     .flat_map(|topic| {

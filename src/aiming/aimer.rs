@@ -105,6 +105,8 @@ pub struct Aimer {
     manual_until: Option<Instant>,
     /// The last command the PTZ refused, and when.
     refused: Option<(PtzCommand, Instant)>,
+    /// Which sighting of the last [`Aimer::on_sightings`] call was chosen.
+    chosen: Option<usize>,
 }
 
 /// After the PTZ refused a position, commands within [`REFUSED_NEAR_DEG`] of it are not sent
@@ -124,7 +126,14 @@ impl Aimer {
             status: AimStatus::default(),
             manual_until: None,
             refused: None,
+            chosen: None,
         }
+    }
+
+    /// The index (into its `sightings`) of the person the last [`Self::on_sightings`] chose to
+    /// aim at, if it chose one.
+    pub fn chosen_sighting(&self) -> Option<usize> {
+        self.chosen
     }
 
     /// The PTZ refused `command` (a position it cannot take): counted as a rejection, the
@@ -204,13 +213,14 @@ impl Aimer {
         sightings: &[Sighting],
         now: Instant,
     ) -> (Option<PtzCommand>, Vec<AimError>) {
+        self.chosen = None;
         if self.is_manual(now) {
             return (None, Vec::new());
         }
         let mut refused = Vec::new();
         let mut candidates = Vec::new();
         let mut sources = Vec::new();
-        for sighting in sightings {
+        for (index, sighting) in sightings.iter().enumerate() {
             match self.config.pointing.command_for(&sighting.point) {
                 Ok(command) => {
                     candidates.push(Candidate {
@@ -218,7 +228,7 @@ impl Aimer {
                         apparent_size_sr: sighting.apparent_size_sr,
                         score: sighting.score,
                     });
-                    sources.push(sighting);
+                    sources.push((index, sighting));
                 }
                 Err(error) => {
                     self.reject(&error);
@@ -233,8 +243,10 @@ impl Aimer {
         self.last_seen = Some(now);
         self.homed = false;
         self.status.target = Some(command);
-        self.status.source = sources[chosen].source.clone();
-        self.status.score = sources[chosen].score;
+        let (index, sighting) = sources[chosen];
+        self.chosen = Some(index);
+        self.status.source = sighting.source.clone();
+        self.status.score = sighting.score;
         self.status.seen_at = Some(now);
         (self.send(command, now), refused)
     }
@@ -377,6 +389,7 @@ mod tests {
         let command = command.expect("a command");
         assert!((command.pan_deg - 45.0).abs() < 1e-9, "{command:?}");
         assert_eq!(refused.len(), 1, "the one behind is refused");
+        assert_eq!(aimer.chosen_sighting(), Some(0));
         assert_eq!(aimer.status().rejected, 1);
         assert_eq!(aimer.poll(t + Duration::from_secs(5)), None);
         assert_eq!(aimer.deadline(), Some(t + Duration::from_secs(10)));

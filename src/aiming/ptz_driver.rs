@@ -25,8 +25,11 @@ pub const POLL_IDLE: Duration = Duration::from_secs(1);
 const SETTLE: Duration = Duration::from_secs(1);
 /// Least time between two logins of the driver's own.
 const LOGIN_RETRY: Duration = Duration::from_secs(5);
-/// Measurements kept for [`PtzDriverHandle::zoom_at`].
+/// Measurements kept for [`PtzDriverHandle::pose_at`].
 const HISTORY: usize = 64;
+/// How far past the newest measurement [`PtzDriverHandle::pose_at`] carries a moving PTZ on
+/// (about one poll interval while moving).
+pub const MAX_EXTRAPOLATION: Duration = Duration::from_millis(150);
 /// Smaller changes between two measurements are "not moving".
 const STILL_DEG: f64 = 0.05;
 const STILL_ZOOM: f64 = 0.005;
@@ -39,7 +42,7 @@ pub struct PtzState {
     pub zoom: f64,
     /// It moved since the previous measurement.
     pub moving: bool,
-    /// When the answer came (the reply carries no capture time).
+    /// Halfway between request and reply (the reply carries no time of measurement).
     pub measured_at: Instant,
 }
 
@@ -52,6 +55,8 @@ pub struct PtzDriverHandle {
     sent: watch::Receiver<u64>,
     refusals: watch::Receiver<Option<Refusal>>,
     history: Arc<Mutex<VecDeque<PtzState>>>,
+    /// When the newest command was given.
+    commanded_at: Arc<Mutex<Option<Instant>>>,
 }
 
 /// A command the PTZ refused (an invalid request: a position it cannot take), and why.
@@ -69,7 +74,19 @@ impl PtzDriverHandle {
 
     /// Moves the head (replaces a command not sent yet).
     pub fn command(&self, command: PtzCommand) {
+        *crate::lock(&self.commanded_at) = Some(Instant::now());
         self.commands.send_replace(Some(command));
+    }
+
+    /// Whether the pose at `at` is measured rather than guessed: a measurement at or after
+    /// `at` exists, or the newest one found the head still and no command was given since.
+    pub fn pose_measured_at(&self, at: Instant) -> bool {
+        let Some(newest) = crate::lock(&self.history).back().copied() else {
+            return false;
+        };
+        let commanded_since =
+            crate::lock(&self.commanded_at).is_some_and(|c| c >= newest.measured_at);
+        newest.measured_at >= at || !(newest.moving || commanded_since)
     }
 
     /// The newest measurement.
@@ -87,16 +104,105 @@ impl PtzDriverHandle {
         self.sent.clone()
     }
 
-    /// The zoom measured last at or before `at` (or the oldest one kept).
+    /// The zoom at `at` (see [`Self::pose_at`]).
     pub fn zoom_at(&self, at: Instant) -> Option<f64> {
-        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        history
-            .iter()
-            .rev()
-            .find(|s| s.measured_at <= at)
-            .or(history.front())
-            .map(|s| s.zoom)
+        self.pose_at(at).map(|pose| pose.zoom)
     }
+
+    /// The PTZ's pose at `at`: interpolated between the measurements around it; before the
+    /// oldest kept, the oldest; after the newest, the newest carried on at the speed of the
+    /// last two measurements for at most [`MAX_EXTRAPOLATION`] (a still PTZ stays put).
+    pub fn pose_at(&self, at: Instant) -> Option<PtzState> {
+        let commanded_at = *crate::lock(&self.commanded_at);
+        pose_in(&crate::lock(&self.history), commanded_at, at)
+    }
+}
+
+/// [`PtzDriverHandle::pose_at`] over a history of measurements, oldest first. A head found
+/// still stays put until `commanded_at` (the newest command), and moves from then on.
+fn pose_in(
+    history: &VecDeque<PtzState>,
+    commanded_at: Option<Instant>,
+    at: Instant,
+) -> Option<PtzState> {
+    let after = history.partition_point(|s| s.measured_at <= at);
+    let newest = *history.back()?;
+    if after == 0 {
+        return history.front().copied();
+    }
+    let (a, b) = if after < history.len() {
+        (history[after - 1], history[after])
+    } else if history.len() >= 2 && newest.moving {
+        (history[history.len() - 2], newest)
+    } else {
+        return Some(newest);
+    };
+    // When the head began the move from `a` to `b`.
+    let start = match commanded_at {
+        Some(c) if !a.moving && c > a.measured_at && c < b.measured_at => c,
+        _ => a.measured_at,
+    };
+    if at <= start {
+        return Some(PtzState {
+            measured_at: at,
+            ..a
+        });
+    }
+    // The head moved from `a` at its speed before `a`, and got to `b` before `b` was measured
+    // (it stopped there): it went on at that speed until it reached `b`. Where the earlier
+    // speed would not have got it there in time (it sped up), the move is taken as even.
+    if a.moving && after >= 2 && after < history.len() && at <= b.measured_at {
+        let before = history[after - 2];
+        let dt = a.measured_at.saturating_duration_since(before.measured_at);
+        let span = b.measured_at.saturating_duration_since(a.measured_at);
+        if !dt.is_zero() && !span.is_zero() {
+            let t = at.saturating_duration_since(a.measured_at).as_secs_f64();
+            let fraction = t / span.as_secs_f64();
+            let go = |from: f64, d: f64, earlier: f64| {
+                let speed = earlier / dt.as_secs_f64();
+                let reaches = speed * d > 0.0 && (speed * span.as_secs_f64()).abs() >= d.abs();
+                if reaches {
+                    from + (speed * t).clamp(-d.abs(), d.abs())
+                } else {
+                    from + d * fraction
+                }
+            };
+            let pan = go(
+                a.pan_deg,
+                crate::aiming::pointing::angle_difference_deg(b.pan_deg, a.pan_deg),
+                crate::aiming::pointing::angle_difference_deg(a.pan_deg, before.pan_deg),
+            );
+            return Some(PtzState {
+                pan_deg: crate::aiming::pointing::normalize_deg(pan),
+                tilt_deg: go(
+                    a.tilt_deg,
+                    b.tilt_deg - a.tilt_deg,
+                    a.tilt_deg - before.tilt_deg,
+                ),
+                zoom: go(a.zoom, b.zoom - a.zoom, a.zoom - before.zoom),
+                moving: b.moving,
+                measured_at: at,
+            });
+        }
+    }
+    let span = b.measured_at.saturating_duration_since(start);
+    if span.is_zero() {
+        return Some(b);
+    }
+    let elapsed = if at > b.measured_at {
+        (b.measured_at - start) + (at - b.measured_at).min(MAX_EXTRAPOLATION)
+    } else {
+        at.saturating_duration_since(start)
+    };
+    let f = elapsed.as_secs_f64() / span.as_secs_f64();
+    let pan = crate::aiming::pointing::angle_difference_deg(b.pan_deg, a.pan_deg);
+    Some(PtzState {
+        pan_deg: crate::aiming::pointing::normalize_deg(a.pan_deg + pan * f),
+        tilt_deg: a.tilt_deg + (b.tilt_deg - a.tilt_deg) * f,
+        zoom: a.zoom + (b.zoom - a.zoom) * f,
+        moving: b.moving,
+        measured_at: at,
+    })
 }
 
 /// Starts the driver for the PTZ named `ptz_name`.
@@ -112,6 +218,7 @@ pub fn spawn(
     let (sent_tx, sent) = watch::channel(0);
     let (refusals_tx, refusals) = watch::channel(None);
     let history = Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY)));
+    let commanded_at = Arc::new(Mutex::new(None));
     let handle = PtzDriverHandle {
         commands,
         state,
@@ -119,6 +226,7 @@ pub fn spawn(
         sent,
         refusals,
         history: history.clone(),
+        commanded_at: commanded_at.clone(),
     };
     let driver = Driver {
         robot,
@@ -129,6 +237,7 @@ pub fn spawn(
         sent: sent_tx,
         refusals: refusals_tx,
         history,
+        commanded_at,
         last_login_attempt: None,
         login_rejected: false,
         warned: false,
@@ -146,6 +255,8 @@ struct Driver {
     sent: watch::Sender<u64>,
     refusals: watch::Sender<Option<Refusal>>,
     history: Arc<Mutex<VecDeque<PtzState>>>,
+    /// Shared with the handle: when the newest command took effect.
+    commanded_at: Arc<Mutex<Option<Instant>>>,
     last_login_attempt: Option<Instant>,
     /// The robot rejected our login: only the stream's login is used from now on.
     login_rejected: bool,
@@ -218,6 +329,7 @@ impl Driver {
         if !self.logged_in(true).await {
             return false;
         }
+        let sent_at = Instant::now();
         let result = self
             .robot
             .set_ptz_position(
@@ -229,6 +341,8 @@ impl Driver {
             .await;
         match result {
             Ok(_) => {
+                // The PTZ took the command between request and reply: the head starts then.
+                *crate::lock(&self.commanded_at) = Some(sent_at + sent_at.elapsed() / 2);
                 self.recovered();
                 self.sent.send_modify(|n| *n += 1);
                 tracing::debug!(?command, "PTZ commanded");
@@ -279,6 +393,7 @@ impl Driver {
                 Err(error) => self.failed("could not read the PTZ limits (ListPtz)", &error),
             }
         }
+        let asked_at = Instant::now();
         let pose = match self.robot.get_ptz_position(&self.ptz_name).await {
             Ok(pose) => pose,
             Err(error) => {
@@ -302,7 +417,8 @@ impl Driver {
             tilt_deg,
             zoom,
             moving,
-            measured_at: Instant::now(),
+            // The PTZ answered between request and reply.
+            measured_at: asked_at + asked_at.elapsed() / 2,
         };
         {
             let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
@@ -327,5 +443,83 @@ impl Driver {
         if std::mem::replace(&mut self.warned, false) {
             tracing::info!("the PTZ answers again");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(at: Instant, pan_deg: f64, zoom: f64, moving: bool) -> PtzState {
+        PtzState {
+            pan_deg,
+            tilt_deg: 0.0,
+            zoom,
+            moving,
+            measured_at: at,
+        }
+    }
+
+    #[test]
+    fn the_pose_between_measurements_is_interpolated_and_a_moving_head_carried_on() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let history: VecDeque<PtzState> = [
+            state(t0, 350.0, 1.0, true),
+            state(t0 + ms(100), 10.0, 3.0, true),
+        ]
+        .into();
+        let mid = pose_in(&history, None, t0 + ms(50)).unwrap();
+        // Across 0°: the short way round.
+        assert!((mid.pan_deg - 0.0).abs() < 1e-9 || (mid.pan_deg - 360.0).abs() < 1e-9);
+        assert!((mid.zoom - 2.0).abs() < 1e-9);
+        // 50 ms after the newest: carried on at 200°/s; beyond the limit it stops.
+        assert!((pose_in(&history, None, t0 + ms(150)).unwrap().pan_deg - 20.0).abs() < 1e-9);
+        assert!((pose_in(&history, None, t0 + ms(1000)).unwrap().pan_deg - 40.0).abs() < 1e-9);
+        // Before the oldest: the oldest.
+        assert_eq!(pose_in(&history, None, t0 - ms(10)).unwrap().pan_deg, 350.0);
+        // A still head stays put.
+        let still: VecDeque<PtzState> = [
+            state(t0, 5.0, 1.0, true),
+            state(t0 + ms(100), 6.0, 1.0, false),
+        ]
+        .into();
+        assert_eq!(pose_in(&still, None, t0 + ms(500)).unwrap().pan_deg, 6.0);
+        assert!(pose_in(&VecDeque::new(), None, t0).is_none());
+        // Still at 0° for a second, commanded at 900 ms, at 6° by 1000 ms: it moved only after
+        // the command.
+        let started: VecDeque<PtzState> = [
+            state(t0, 0.0, 1.0, false),
+            state(t0 + ms(1000), 6.0, 1.0, true),
+        ]
+        .into();
+        let commanded = Some(t0 + ms(900));
+        assert_eq!(
+            pose_in(&started, commanded, t0 + ms(850)).unwrap().pan_deg,
+            0.0
+        );
+        let during = pose_in(&started, commanded, t0 + ms(950)).unwrap().pan_deg;
+        assert!((during - 3.0).abs() < 1e-9, "{during}");
+        // Moving at 60°/s, found at 40° 100 ms after 36° (and still there later): at 40° from
+        // 67 ms on.
+        let stopped: VecDeque<PtzState> = [
+            state(t0, 30.0, 1.0, true),
+            state(t0 + ms(100), 36.0, 1.0, true),
+            state(t0 + ms(200), 40.0, 1.0, true),
+            state(t0 + ms(300), 40.0, 1.0, false),
+        ]
+        .into();
+        let at = |t: u64| pose_in(&stopped, None, t0 + ms(t)).unwrap().pan_deg;
+        assert!((at(150) - 39.0).abs() < 1e-9, "{}", at(150));
+        assert!((at(180) - 40.0).abs() < 1e-9, "{}", at(180));
+        // Speeding up (from 6°/100 ms to 10°/100 ms): even.
+        let faster: VecDeque<PtzState> = [
+            state(t0, 30.0, 1.0, true),
+            state(t0 + ms(100), 36.0, 1.0, true),
+            state(t0 + ms(200), 46.0, 1.0, true),
+        ]
+        .into();
+        let mid = pose_in(&faster, None, t0 + ms(150)).unwrap().pan_deg;
+        assert!((mid - 41.0).abs() < 1e-9, "{mid}");
     }
 }

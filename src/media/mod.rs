@@ -7,9 +7,11 @@
 //! decoded I420 planes into bgr8, [`h264`] reads the bitstream syntax they need, [`handoff`]
 //! holds the bounded drop-oldest queues between the stages, and [`buffer_pool`] recycles the
 //! pixel buffers. Beside the bgr8 path: [`passthrough`] readies the camera's access units for
-//! consumers that decode H.264 themselves, and [`jpeg`] encodes decoded pictures as JPEG.
+//! consumers that decode H.264 themselves, [`jpeg`] encodes decoded pictures as JPEG, and
+//! [`capture_clock`] tells when a frame was captured from its RTP timestamp.
 
 pub mod buffer_pool;
+pub mod capture_clock;
 pub mod catch_up;
 pub mod convert;
 pub mod decoder;

@@ -24,24 +24,39 @@ use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion, Vect
 use r2r::QosProfile;
 use r2r::builtin_interfaces::msg::Time;
 use r2r::geometry_msgs::msg::{PointStamped, Transform, TransformStamped};
+use r2r::geometry_msgs::msg::{Pose, PoseWithCovariance};
 use r2r::sensor_msgs::msg::{CameraInfo, JointState};
 use r2r::std_msgs::msg::Header;
 use r2r::tf2_msgs::msg::TFMessage;
+use r2r::vision_msgs::msg::{
+    BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesis, ObjectHypothesisWithPose,
+    Point2D, Pose2D,
+};
 
 use crate::aiming::aimer::{AimConfig, AimStatus, Aimer, ManualCommand, Sighting, frontal_area_m2};
 use crate::aiming::camera_model::{CameraModelError, PinholeCamera};
 use crate::aiming::lens::LensModel;
 use crate::aiming::limiter::LimiterConfig;
+use crate::aiming::people::{PeopleTracker, PersonInPicture, Seen, Track};
 use crate::aiming::pointing::{Pointing, PtzCommand, PtzLimits, optical_in_head};
 use crate::aiming::ptz_driver::{self, PtzDriverHandle, PtzState};
 use crate::aiming::tf_buffer::TfBuffer;
 use crate::lock;
+use crate::media::handoff::DropOldestQueue;
 use crate::params::{AimingParams, NodeParams};
 use crate::robot::{Credentials, RobotClient};
 use crate::ros::NodeError;
 use crate::ros::detections::{Detections, person_score};
 use crate::ros::messages::Stamper;
 use crate::shutdown::CancellationToken;
+
+/// How long a frame's `ptz_detections` waits for the PTZ's pose at the frame's time to be
+/// measured (while the head moves the next measurement is at most
+/// [`crate::aiming::ptz_driver::POLL_MOVING`] away); after that the pose is extrapolated.
+const PEOPLE_POSE_WAIT: Duration = Duration::from_millis(250);
+/// Frames waiting for their `ptz_detections` (about half a second at 30 fps); older ones are
+/// dropped and counted (`ptz_detections_dropped` in `~/stats`).
+const PEOPLE_QUEUE: usize = 16;
 
 /// The same warning again only after this long.
 const WARN_INTERVAL: Duration = Duration::from_secs(5);
@@ -101,6 +116,10 @@ pub struct AimContext {
     tf_static: Mutex<r2r::Publisher<TFMessage>>,
     stamper: Arc<Mutex<Stamper>>,
     frame_id: String,
+    /// The people of the recent detections, for `ptz_detections`.
+    people: Mutex<PeopleTracker>,
+    /// Frames (their `camera_info` and arrival) waiting for their `ptz_detections`.
+    people_frames: Arc<DropOldestQueue<(CameraInfo, Instant)>>,
 }
 
 /// The aimer's settings from the parameters, keeping what was measured (`pointing`'s PTZ
@@ -253,6 +272,10 @@ impl AimContext {
             ("ptz_tilt_deg", number(measured.map(|m| m.tilt_deg))),
             ("ptz_zoom", number(measured.map(|m| m.zoom))),
             ("ptz_moving", measured.is_some_and(|m| m.moving).to_string()),
+            (
+                "ptz_detections_dropped",
+                self.people_frames.dropped().to_string(),
+            ),
         ]
     }
 
@@ -286,8 +309,8 @@ impl AimContext {
             return None;
         }
         let what = format!("a detection in {frame:?} cannot be used");
-        // Each person's point in `frame` and frontal area.
-        let mut people: Vec<(Vector3<f64>, f64, f64)> = Vec::new();
+        // Each person's point in `frame`, frontal area, score and box aspect (width / height).
+        let mut people: Vec<(Vector3<f64>, f64, f64, f64)> = Vec::new();
         match message {
             Detections::Boxes2d(message) => {
                 let camera = {
@@ -319,6 +342,7 @@ impl AimContext {
                             point,
                             bbox.size_x / camera.fx * point.z * person_height_m,
                             score,
+                            bbox.size_x / bbox.size_y,
                         )),
                         Err(error) => self.warn(&what, &error.to_string()),
                     }
@@ -333,7 +357,14 @@ impl AimContext {
                         self.warn(&what, "its box centre is not a number");
                         continue;
                     }
-                    people.push((point, frontal_area_m2([size.x, size.y, size.z]), score));
+                    // Standing: the vertical extent is the height.
+                    let aspect = size.x.abs().max(size.y.abs()) / size.z.abs();
+                    people.push((
+                        point,
+                        frontal_area_m2([size.x, size.y, size.z]),
+                        score,
+                        aspect,
+                    ));
                 }
             }
         }
@@ -349,14 +380,27 @@ impl AimContext {
                 return None;
             }
         };
-        let sightings: Vec<Sighting> = people
+        let (sightings, seen): (Vec<Sighting>, Vec<Seen>) = people
             .into_iter()
-            .map(|(point, area_m2, score)| {
+            .map(|(point, area_m2, score, aspect)| {
                 let in_base = base_t_frame.transform_point(&Point3::from(point)).coords;
-                Sighting::new(in_base, area_m2, score, frame)
+                let seen = Seen {
+                    point: in_base,
+                    aspect,
+                    score,
+                    source: frame.clone(),
+                    source_stamp: stamp,
+                };
+                (Sighting::new(in_base, area_m2, score, frame), seen)
             })
-            .collect();
-        let (command, refused) = lock(&self.aimer).on_sightings(&sightings, Instant::now());
+            .unzip();
+        let now = Instant::now();
+        let (command, refused, chosen) = {
+            let mut aimer = lock(&self.aimer);
+            let (command, refused) = aimer.on_sightings(&sightings, now);
+            (command, refused, aimer.chosen_sighting())
+        };
+        lock(&self.people).update(seen, chosen, now);
         for error in refused {
             self.warn(
                 &format!("a person seen in {frame:?} cannot be aimed at"),
@@ -367,6 +411,54 @@ impl AimContext {
             self.driver.command(command);
         }
         command
+    }
+
+    /// `ptz_detections` for the frame whose `camera_info` is `info`, captured at `arrival`: each
+    /// person known (seen within [`crate::aiming::people::FORGET_AFTER`]) whose box centre is
+    /// in the picture, placed with the PTZ's pose at `arrival` and `info`'s K (see the README's
+    /// "ptz_detections" for the fields).
+    pub fn people_in_frame(&self, info: &CameraInfo, arrival: Instant) -> Detection2DArray {
+        let mut message = Detection2DArray {
+            header: info.header.clone(),
+            detections: Vec::new(),
+        };
+        let Some(pose) = self.driver.pose_at(arrival) else {
+            return message;
+        };
+        let Ok(k) = <[f64; 9]>::try_from(info.k.as_slice()) else {
+            return message;
+        };
+        let Ok(camera) = PinholeCamera::from_camera_info(&k, &info.distortion_model) else {
+            return message;
+        };
+        let pointing = *lock(&self.aimer).pointing();
+        let person_height_m = lock(&self.settings).params.person_height_m;
+        let people = lock(&self.people).current(Instant::now()).to_vec();
+        for person in people {
+            let Some(at) = PersonInPicture::project(
+                &person.last,
+                &pointing,
+                pose.pan_deg,
+                pose.tilt_deg,
+                &camera,
+                (info.width, info.height),
+                person_height_m,
+            ) else {
+                continue;
+            };
+            message.detections.push(detection_of(&person, &at));
+        }
+        message
+    }
+
+    /// Queues the frame whose `camera_info` is `info` for [`publish_people`].
+    pub fn queue_people_frame(&self, info: &CameraInfo, arrival: Instant) {
+        self.people_frames.push((info.clone(), arrival));
+    }
+
+    /// Ends [`publish_people`] once the queued frames are out.
+    pub fn close_people_frames(&self) {
+        self.people_frames.close();
     }
 
     fn on_ptz_command(&self, message: &JointState) {
@@ -435,8 +527,90 @@ impl AimContext {
     }
 }
 
+/// Publishes `ptz_detections` for each queued frame, in order, once the PTZ's pose at the
+/// frame's time is measured (or after [`PEOPLE_POSE_WAIT`]): while the head moves, a frame's
+/// people wait for the next measurement (at most ~0.1 s) instead of being placed with a guess.
+pub async fn publish_people(context: Arc<AimContext>, publisher: r2r::Publisher<Detection2DArray>) {
+    let mut measurements = context.driver.state();
+    while let Some((info, arrival)) = context.people_frames.pop().await {
+        let deadline = tokio::time::Instant::from_std(arrival + PEOPLE_POSE_WAIT);
+        while !context.driver.pose_measured_at(arrival) {
+            match tokio::time::timeout_at(deadline, measurements.changed()).await {
+                Ok(Ok(())) => {}
+                // Waited long enough, or the driver is gone (shutdown).
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        if let Err(error) = publisher.publish(&context.people_in_frame(&info, arrival)) {
+            tracing::warn!(%error, "could not publish ptz_detections");
+        }
+    }
+}
+
 fn duration_of(time: &Time) -> Duration {
     Duration::new(u64::try_from(time.sec).unwrap_or(0), time.nanosec)
+}
+
+fn time_of(stamp: Duration) -> Time {
+    Time {
+        sec: i32::try_from(stamp.as_secs()).unwrap_or(i32::MAX),
+        nanosec: stamp.subsec_nanos(),
+    }
+}
+
+/// `class_id` of the hypothesis every person has (the source's score).
+pub const PERSON_CLASS: &str = "person";
+/// `class_id` of the second hypothesis the aimed person has (score 1).
+pub const AIM_TARGET_CLASS: &str = "aim_target";
+
+/// One person of `ptz_detections`: `id` = the track's id; `header` = the source detection's
+/// (its camera's frame id and stamp: the age is the frame's stamp minus this one); box in the
+/// PTZ's pixels; a `person` hypothesis with the source's score and the person's point in the
+/// PTZ optical frame as its pose; the aimed person also an `aim_target` hypothesis.
+fn detection_of(person: &Track, at: &PersonInPicture) -> Detection2D {
+    let hypothesis = |class_id: &str, score: f64| ObjectHypothesisWithPose {
+        hypothesis: ObjectHypothesis {
+            class_id: class_id.to_string(),
+            score,
+        },
+        pose: PoseWithCovariance {
+            pose: Pose {
+                position: r2r::geometry_msgs::msg::Point {
+                    x: at.in_optical.x,
+                    y: at.in_optical.y,
+                    z: at.in_optical.z,
+                },
+                orientation: r2r::geometry_msgs::msg::Quaternion {
+                    w: 1.0,
+                    ..Default::default()
+                },
+            },
+            covariance: vec![0.0; 36],
+        },
+    };
+    let mut results = vec![hypothesis(PERSON_CLASS, person.last.score)];
+    if person.aimed {
+        results.push(hypothesis(AIM_TARGET_CLASS, 1.0));
+    }
+    Detection2D {
+        header: Header {
+            stamp: time_of(person.last.source_stamp),
+            frame_id: person.last.source.clone(),
+        },
+        results,
+        bbox: BoundingBox2D {
+            center: Pose2D {
+                position: Point2D {
+                    x: at.centre_px.0,
+                    y: at.centre_px.1,
+                },
+                theta: 0.0,
+            },
+            size_x: at.size_px.0,
+            size_y: at.size_px.1,
+        },
+        id: person.id.to_string(),
+    }
 }
 
 /// A `geometry_msgs/Transform` as an isometry; `None` when it is not a number or its rotation
@@ -590,6 +764,8 @@ pub fn start(
         ),
         stamper: stamper.clone(),
         frame_id: params.frame_id.clone(),
+        people: Mutex::new(PeopleTracker::new()),
+        people_frames: DropOldestQueue::new(PEOPLE_QUEUE),
     });
     context
         .publish_statics(&params.aiming)

@@ -31,6 +31,7 @@ use crate::camera_info::{self, Calibration};
 use crate::camera_link::answerer::AnswererConfig;
 use crate::camera_link::signalling::SignallingConfig;
 use crate::lock;
+use crate::media::capture_clock::CaptureClock;
 use crate::media::convert::ColorSpec;
 use crate::media::decoder::DecoderSettings;
 use crate::media::handoff::{Demand, DropOldestQueue};
@@ -338,6 +339,7 @@ impl PublishedTopics {
             ("image_raw/compressed", outputs.compressed, &image),
             ("image_raw/ffmpeg", outputs.ffmpeg, &passthrough),
             ("image_raw/foxglove", outputs.foxglove, &passthrough),
+            ("ptz_detections", params.aiming.enabled, &image),
         ];
         let prefix = namespace.trim_end_matches('/');
         Self(
@@ -393,6 +395,8 @@ struct ImagePublishers {
     jpeg: Option<r2r::Publisher<r2r::sensor_msgs::msg::CompressedImage>>,
     ffmpeg: Option<r2r::Publisher<r2r::ffmpeg_image_transport_msgs::msg::FFMPEGPacket>>,
     foxglove: Option<r2r::Publisher<r2r::foxglove_msgs::msg::CompressedVideo>>,
+    /// `ptz_detections`, offered while aiming is on.
+    people: Option<r2r::Publisher<r2r::vision_msgs::msg::Detection2DArray>>,
 }
 
 impl ImagePublishers {
@@ -426,6 +430,10 @@ impl ImagePublishers {
                 .map(|qos| node.create_publisher("image_raw/foxglove", qos))
                 .transpose()
                 .map_err(ros("creating the image_raw/foxglove publisher"))?,
+            people: qos_of("ptz_detections")
+                .map(|qos| node.create_publisher("ptz_detections", qos))
+                .transpose()
+                .map_err(ros("creating the ptz_detections publisher"))?,
         })
     }
 }
@@ -507,6 +515,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         None
     };
     let aim = aiming.as_ref().map(|a| a.context.clone());
+    let people_wanted = Demand::new(false);
 
     // The node is spun on its own thread; publishers are used from tasks.
     let spin_shutdown = shutdown.clone();
@@ -534,6 +543,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
             Demands {
                 jpeg: feeds.jpeg_output().map(|j| j.demand.clone()),
                 passthrough: feeds.passthrough.as_ref().map(|t| t.demand.clone()),
+                people: people_wanted.clone(),
             },
             shutdown.clone(),
         )),
@@ -577,13 +587,20 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     ];
     let publisher = tokio::spawn(publish_frames(
         handle.clone(),
-        publishers.image,
-        publishers.info,
+        FramePublishers {
+            image: publishers.image,
+            info: publishers.info,
+            people: people_wanted,
+        },
         params.frame_id.clone(),
         calibration,
         stamper.clone(),
-        aim,
+        aim.clone(),
     ));
+    let people_publisher = aim
+        .clone()
+        .zip(publishers.people)
+        .map(|(aim, publisher)| tokio::spawn(aiming::publish_people(aim, publisher)));
     let passthrough_publisher = feeds.passthrough.as_ref().map(|tap| {
         tokio::spawn(compressed::publish_passthrough(
             tap.queue.clone(),
@@ -613,8 +630,11 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let _ = stream_task.await;
     let _ = publisher.await;
     feeds.close();
+    if let Some(aim) = &aim {
+        aim.close_people_frames();
+    }
     tasks.extend(
-        [passthrough_publisher, jpeg_publisher]
+        [passthrough_publisher, jpeg_publisher, people_publisher]
             .into_iter()
             .flatten(),
     );
@@ -672,6 +692,7 @@ struct SubscriberCounts {
     infos: usize,
     jpeg: usize,
     passthrough: usize,
+    people: usize,
 }
 
 impl ImagePublishers {
@@ -695,6 +716,7 @@ impl ImagePublishers {
             infos: self.info.get_inter_process_subscription_count().ok()?,
             jpeg: count(&self.jpeg)?,
             passthrough: count(&self.ffmpeg)? + count(&self.foxglove)?,
+            people: count(&self.people)?,
         })
     }
 }
@@ -703,10 +725,12 @@ impl ImagePublishers {
 struct Demands {
     jpeg: Option<Demand>,
     passthrough: Option<Demand>,
+    /// `ptz_detections` (published with each picture, so it also needs decoding).
+    people: Demand,
 }
 
-/// Does only the work somebody subscribes to. Decodes to bgr8 while `image_raw` or
-/// `camera_info` (published with each picture) has subscribers; encodes JPEG while
+/// Does only the work somebody subscribes to. Decodes to bgr8 while `image_raw`, `camera_info`
+/// or `ptz_detections` (published with each picture) has subscribers; encodes JPEG while
 /// `image_raw/compressed` has; copies access units while `image_raw/ffmpeg` or
 /// `image_raw/foxglove` has, and asks the camera for a keyframe when a passthrough subscriber
 /// joins, so that it can start decoding soon. Looks every [`SUBSCRIBER_POLL_INTERVAL`] (DDS
@@ -732,12 +756,14 @@ async fn follow_subscribers(
         let before = previous.unwrap_or_default();
         let first = previous.is_none();
         previous = Some(counts);
-        let decoding = counts.images + counts.infos > 0;
-        if first || decoding != (before.images + before.infos > 0) {
+        let decoding = counts.images + counts.infos + counts.people > 0;
+        demands.people.set(counts.people > 0);
+        if first || decoding != (before.images + before.infos + before.people > 0) {
             if decoding {
                 tracing::info!(
                     images = counts.images,
                     infos = counts.infos,
+                    ptz_detections = counts.people,
                     "image_raw/camera_info subscribed: decoding"
                 );
             } else {
@@ -771,10 +797,18 @@ async fn follow_subscribers(
     }
 }
 
+/// What [`publish_frames`] publishes with each picture.
+struct FramePublishers {
+    image: Option<r2r::PublisherUntyped>,
+    info: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
+    /// Whether anybody subscribes to `ptz_detections` (published by
+    /// [`aiming::publish_people`]).
+    people: Demand,
+}
+
 async fn publish_frames(
     handle: StreamHandle,
-    image_pub: Option<r2r::PublisherUntyped>,
-    info_pub: r2r::Publisher<r2r::sensor_msgs::msg::CameraInfo>,
+    publishers: FramePublishers,
     frame_id: String,
     mut calibration: watch::Receiver<Option<Calibration>>,
     stamper: Arc<Mutex<Stamper>>,
@@ -785,6 +819,7 @@ async fn publish_frames(
     let mut warned_calibration_size = false;
     let mut current: Option<Calibration> = calibration.borrow_and_update().clone();
     let prefix_bytes = image_cdr::prefix_len(&frame_id);
+    let mut capture_clock = CaptureClock::new();
     while let Some(frame) = frames.pop().await {
         if frame.headroom != prefix_bytes {
             // Cannot happen: the decoder leaves exactly this headroom (see stream_config).
@@ -809,7 +844,7 @@ async fn publish_frames(
                 "the calibration is for another image size; camera_info uses the lens model (or K = 0 without aiming)");
             warned_calibration_size = true;
         }
-        if let Some(image_pub) = &image_pub {
+        if let Some(image_pub) = &publishers.image {
             let mut message = frame.buffer;
             let published =
                 image_cdr::write_prefix(&mut message, &header.stamp, &frame_id, width, height)
@@ -834,7 +869,14 @@ async fn publish_frames(
             }
         });
         let info = messages::camera_info(header, width, height, zoomed.as_deref(), zoom_k);
-        if let Err(error) = info_pub.publish(&info) {
+        if let Some(aim) = &aim
+            && publishers.people.get()
+        {
+            // The people where they were when the picture was taken, not when it arrived.
+            let captured = capture_clock.capture_time(frame.rtp_timestamp, arrival);
+            aim.queue_people_frame(&info, captured);
+        }
+        if let Err(error) = publishers.info.publish(&info) {
             tracing::warn!(%error, "could not publish camera_info");
         }
         bump(&stats.frames_published);
