@@ -18,6 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Sim;
+use common::detector::{PersonBox, person_boxes};
 use common::node::{NodeLaunch, NodeProcess, unique_domain_id};
 use futures::{FutureExt as _, StreamExt as _};
 use nalgebra::{Point3, Vector3};
@@ -80,9 +81,6 @@ fn stat(status: &r2r::diagnostic_msgs::msg::DiagnosticStatus, key: &str) -> Stri
         .map(|kv| kv.value.clone())
         .unwrap_or_else(|| panic!("no {key} in ~/stats"))
 }
-
-/// A detector's box: centre (u, v), size (width, height) in pixels, and score.
-type PersonBox = ((f64, f64), (f64, f64), f64);
 
 /// The test's ROS side: a detector on a body camera, a viewer, a TF listener.
 struct Harness {
@@ -271,38 +269,12 @@ impl Harness {
 
     /// One detection message with a box (centre, size, score) per person.
     fn publish_boxes(&mut self, frame_id: &str, boxes: &[PersonBox]) {
-        use r2r::vision_msgs::msg::{
-            BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesis,
-            ObjectHypothesisWithPose, Point2D, Pose2D,
-        };
         let header = r2r::std_msgs::msg::Header {
             stamp: self.now(),
             frame_id: frame_id.into(),
         };
-        let detections = boxes
-            .iter()
-            .map(|&((u, v), (w, h), score)| Detection2D {
-                header: header.clone(),
-                results: vec![ObjectHypothesisWithPose {
-                    hypothesis: ObjectHypothesis {
-                        class_id: "person".into(),
-                        score,
-                    },
-                    ..Default::default()
-                }],
-                bbox: BoundingBox2D {
-                    center: Pose2D {
-                        position: Point2D { x: u, y: v },
-                        theta: 0.0,
-                    },
-                    size_x: w,
-                    size_y: h,
-                },
-                id: String::new(),
-            })
-            .collect();
         self.detections
-            .publish(&Detection2DArray { header, detections })
+            .publish(&person_boxes(header, boxes))
             .expect("detections");
     }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::Sim;
+use common::detector::{PersonBox, person_boxes};
 use common::node::{NodeLaunch, NodeProcess, unique_domain_id};
 use futures::{FutureExt as _, StreamExt as _};
 use nalgebra::Vector3;
@@ -191,9 +192,6 @@ impl Harness {
 
     /// Both people as the body camera's detector sees them, and its camera_info.
     fn detect_both(&mut self) {
-        use r2r::vision_msgs::msg::{
-            BoundingBox2D, Detection2D, ObjectHypothesis, ObjectHypothesisWithPose, Point2D, Pose2D,
-        };
         let header = r2r::std_msgs::msg::Header {
             stamp: self.now(),
             frame_id: self.camera.frame_id.clone(),
@@ -208,38 +206,20 @@ impl Harness {
             ..Default::default()
         };
         self.camera_info.publish(&info).expect("camera_info");
-        let detections = [PERSON_A, PERSON_B]
+        let boxes: Vec<PersonBox> = [PERSON_A, PERSON_B]
             .iter()
             .map(|p| {
                 let person: Person = p.parse().expect("a person");
                 let in_body = person.position() + Vector3::new(0.0, 0.0, MOUNT_Z_M);
-                let ((u, v), (w, h)) = self
+                let (centre, size) = self
                     .camera
                     .detect(&in_body, 1.7)
                     .expect("the body camera sees the person");
-                Detection2D {
-                    header: header.clone(),
-                    results: vec![ObjectHypothesisWithPose {
-                        hypothesis: ObjectHypothesis {
-                            class_id: "person".into(),
-                            score: 0.9,
-                        },
-                        ..Default::default()
-                    }],
-                    bbox: BoundingBox2D {
-                        center: Pose2D {
-                            position: Point2D { x: u, y: v },
-                            theta: 0.0,
-                        },
-                        size_x: w,
-                        size_y: h,
-                    },
-                    id: String::new(),
-                }
+                (centre, size, 0.9)
             })
             .collect();
         self.detections
-            .publish(&Detection2DArray { header, detections })
+            .publish(&person_boxes(header, &boxes))
             .expect("detections");
     }
 
@@ -287,9 +267,10 @@ impl Harness {
     }
 }
 
-/// For each published box, the IoU with the red box it overlaps most; and the red boxes
-/// wholly inside the picture that no published box overlaps.
-fn score(pair: &Pair) -> (Vec<f64>, usize) {
+/// Checks one frame: every red box wholly inside the picture has a published box on it, and
+/// each published box (clipped to the picture, as the simulator's are) overlaps a red box by at
+/// least [`MIN_IOU`]. Returns each published box's IoU; `what` and `logs` make the message.
+fn check_boxes(pair: &Pair, what: &str, logs: impl Fn(&str) -> String) -> Vec<f64> {
     let red = red_boxes(&pair.image);
     let published: Vec<Rect> = pair
         .people
@@ -297,17 +278,40 @@ fn score(pair: &Pair) -> (Vec<f64>, usize) {
         .iter()
         .map(|d| clipped(rect_of(d), &pair.image))
         .collect();
-    let ious = published
-        .iter()
-        .map(|p| red.iter().map(|r| iou(*p, *r)).fold(0.0, f64::max))
-        .collect();
+    let scene = format!("{what}: published {published:?}, drawn {red:?}");
     let width = f64::from(pair.image.width);
     let missed = red
         .iter()
         .filter(|r| r.0 > 1.0 && r.2 < width - 1.0)
         .filter(|r| published.iter().all(|p| iou(*p, **r) < 0.1))
         .count();
-    (ious, missed)
+    assert_eq!(
+        missed,
+        0,
+        "{}",
+        logs(&format!("a person not listed, {scene}"))
+    );
+    let ious: Vec<f64> = published
+        .iter()
+        .map(|p| red.iter().map(|r| iou(*p, *r)).fold(0.0, f64::max))
+        .collect();
+    for &iou in &ious {
+        assert!(
+            iou >= MIN_IOU,
+            "{}",
+            logs(&format!("a box off its person (IoU {iou:.2}), {scene}"))
+        );
+        if iou < 0.75 {
+            eprintln!("low IoU {iou:.2} at {:?}, {scene}", pair.image.header.stamp);
+        }
+    }
+    ious
+}
+
+/// Mean and worst of `values`.
+fn mean_and_worst(values: &[f64]) -> (f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    (mean, values.iter().copied().fold(f64::MAX, f64::min))
 }
 
 fn failure(node: &NodeProcess, sim: &Sim, what: &str) -> String {
@@ -399,8 +403,8 @@ fn the_people_in_the_ptz_picture_match_what_the_camera_shows() {
         .map(|d| d.id.clone())
         .collect();
     ids.sort();
-    let mut worst_still = f64::MAX;
-    let mut sum_still = 0.0;
+    let logs = |what: &str| failure(&node, &sim, what);
+    let mut ious_still = Vec::new();
     for pair in &still {
         assert_eq!(pair.people.header, pair.image.header, "same header");
         let mut these: Vec<String> = pair
@@ -428,29 +432,7 @@ fn the_people_in_the_ptz_picture_match_what_the_camera_shows() {
             assert_eq!(d.header.frame_id, h.camera.frame_id, "the source camera");
             assert_eq!(d.results[0].hypothesis.class_id, "person");
         }
-        let (ious, missed) = score(pair);
-        assert_eq!(missed, 0, "a person in the picture is not listed");
-        for iou in ious {
-            assert!(
-                iou >= MIN_IOU,
-                "{}",
-                failure(
-                    &node,
-                    &sim,
-                    &format!(
-                        "a box off its person (IoU {iou:.2}): published {:?}, drawn {:?}",
-                        pair.people
-                            .detections
-                            .iter()
-                            .map(rect_of)
-                            .collect::<Vec<_>>(),
-                        red_boxes(&pair.image)
-                    )
-                )
-            );
-            worst_still = worst_still.min(iou);
-            sum_still += iou;
-        }
+        ious_still.extend(check_boxes(pair, "PTZ still", logs));
     }
     save_picture(&still[still.len() - 1], "ptz-detections");
 
@@ -460,69 +442,27 @@ fn the_people_in_the_ptz_picture_match_what_the_camera_shows() {
         h.pan_to(pan_deg);
         moving.extend(h.collect(Duration::from_millis(1500)));
     }
-    let mut worst_moving = f64::MAX;
-    let mut sum_moving = 0.0;
-    let mut count_moving = 0;
+    let mut ious_moving = Vec::new();
     let mut left_out = 0;
     for pair in &moving {
-        let (ious, missed) = score(pair);
-        assert_eq!(
-            missed,
-            0,
-            "a person in the picture is not listed while panning: published {:?}, drawn {:?}",
-            pair.people
-                .detections
-                .iter()
-                .map(rect_of)
-                .collect::<Vec<_>>(),
-            red_boxes(&pair.image)
-        );
+        ious_moving.extend(check_boxes(pair, "PTZ panning", logs));
         left_out += 2 - pair.people.detections.len();
-        for iou in ious {
-            assert!(
-                iou >= MIN_IOU,
-                "{}",
-                failure(
-                    &node,
-                    &sim,
-                    &format!(
-                        "a box off its person while panning (IoU {iou:.2}): published {:?}, drawn {:?}",
-                        pair.people
-                            .detections
-                            .iter()
-                            .map(rect_of)
-                            .collect::<Vec<_>>(),
-                        red_boxes(&pair.image)
-                    )
-                )
-            );
-            if iou < 0.75 {
-                eprintln!(
-                    "low IoU {iou:.2} at {:?}: published {:?}, drawn {:?}",
-                    pair.image.header.stamp,
-                    pair.people
-                        .detections
-                        .iter()
-                        .map(rect_of)
-                        .collect::<Vec<_>>(),
-                    red_boxes(&pair.image)
-                );
-            }
-            worst_moving = worst_moving.min(iou);
-            sum_moving += iou;
-            count_moving += 1;
-        }
     }
     assert!(
         left_out > 0,
         "at 40° person A is outside the picture and must be left out"
     );
-    assert!(count_moving >= 40, "{count_moving} boxes while panning");
+    assert!(
+        ious_moving.len() >= 40,
+        "{} boxes while panning",
+        ious_moving.len()
+    );
+    let (still_mean, still_worst) = mean_and_worst(&ious_still);
+    let (moving_mean, moving_worst) = mean_and_worst(&ious_moving);
     eprintln!(
-        "IoU still: mean {:.3}, worst {worst_still:.3} over {} frames; panning: mean {:.3}, worst {worst_moving:.3} over {count_moving} boxes ({} frames)",
-        sum_still / (2 * still.len()) as f64,
+        "IoU still: mean {still_mean:.3}, worst {still_worst:.3} over {} frames; panning: mean {moving_mean:.3}, worst {moving_worst:.3} over {} boxes ({} frames)",
         still.len(),
-        sum_moving / f64::from(count_moving),
+        ious_moving.len(),
         moving.len()
     );
 }

@@ -206,6 +206,8 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::pr
 }
 
 #[cfg(feature = "ros")]
+pub mod detector;
+#[cfg(feature = "ros")]
 pub mod node;
 
 /// How far a published bgr8 picture is from what the simulated camera drew for that frame.
