@@ -551,13 +551,6 @@ fn duration_of(time: &Time) -> Duration {
     Duration::new(u64::try_from(time.sec).unwrap_or(0), time.nanosec)
 }
 
-fn time_of(stamp: Duration) -> Time {
-    Time {
-        sec: i32::try_from(stamp.as_secs()).unwrap_or(i32::MAX),
-        nanosec: stamp.subsec_nanos(),
-    }
-}
-
 /// `class_id` of the hypothesis every person has (the source's score).
 pub const PERSON_CLASS: &str = "person";
 /// `class_id` of the second hypothesis the aimed person has (score 1).
@@ -594,7 +587,7 @@ fn detection_of(person: &Track, at: &PersonInPicture) -> Detection2D {
     }
     Detection2D {
         header: Header {
-            stamp: time_of(person.last.source_stamp),
+            stamp: r2r::Clock::to_builtin_time(&person.last.source_stamp),
             frame_id: person.last.source.clone(),
         },
         results,
