@@ -250,9 +250,27 @@ fn each_output_decodes_in_an_rclpy_subscriber_from_its_first_keyframe() {
         common_stamps + 5 >= foxglove_stamps.len().min(video_stamps.len()),
         "ffmpeg and foxglove stamps differ for the same access units"
     );
-    // The first JPEG comes at once (the node catches up to the current picture as soon as it
-    // sees the subscriber), possibly of a frame whose passthrough message went out before this
-    // process's reader had matched: compare the frames both topics carried.
+    // Every JPEG is of a current frame: its stamp (the frame's arrival) is at most 1.5 s before
+    // this process received it. The first one comes at once (the node catches up to the current
+    // picture as soon as it sees the subscriber), possibly of a frame whose passthrough message
+    // went out before this process's video reader had matched (discovery of the three readers
+    // finishes at different times on a loaded machine): compare the frames both topics carried.
+    let stale: Vec<&Value> = jpeg
+        .iter()
+        .filter(|m| {
+            let stamp = m["stamp_ns"].as_u64().unwrap();
+            let received = m["receive_time_ns"].as_u64().unwrap();
+            received.saturating_sub(stamp) > 1_500_000_000
+        })
+        .copied()
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "{} of {} JPEG pictures are of frames older than 1.5 s: {:?}",
+        stale.len(),
+        jpeg.len(),
+        stale.first()
+    );
     let first_video_stamp = *video_stamps.first().expect("video stamps");
     let jpeg_of_video_time: Vec<&Value> = jpeg
         .iter()
@@ -264,7 +282,7 @@ fn each_output_decodes_in_an_rclpy_subscriber_from_its_first_keyframe() {
         .filter(|m| video_stamps.contains(&m["stamp_ns"].as_u64().unwrap()))
         .count();
     assert!(
-        jpeg_of_video_time.len() + 3 >= jpeg.len(),
+        jpeg_of_video_time.len() * 2 >= jpeg.len(),
         "{} of {} JPEG pictures are older than the first video message",
         jpeg.len() - jpeg_of_video_time.len(),
         jpeg.len()
