@@ -587,13 +587,36 @@ def run_lossy_link(args, systems, loss_percents, bitrate_bps):
 # ---------------------------------------------------------------- report
 
 
-# The cases of the compressed-outputs run: name and the topics subscribed (kind, topic name).
+# The cases of the compressed-outputs run: name, the topics subscribed (kind, topic name), and
+# what the node records: None, "pre-roll" (record_on_detection on, nobody detected: the pre-roll
+# kept in memory) or "recording" (~/start_recording called when the measured window starts).
 COMPRESSED_CASES = (
-    ("image_raw", (("image", "image_raw"),)),
-    ("ffmpeg + foxglove", (("ffmpeg", "image_raw/ffmpeg"), ("foxglove", "image_raw/foxglove"))),
-    ("compressed (JPEG)", (("jpeg", "image_raw/compressed"),)),
-    ("nobody", ()),
+    ("image_raw", (("image", "image_raw"),), None),
+    ("ffmpeg + foxglove", (("ffmpeg", "image_raw/ffmpeg"), ("foxglove", "image_raw/foxglove")),
+     None),
+    ("compressed (JPEG)", (("jpeg", "image_raw/compressed"),), None),
+    ("nobody", (), None),
+    ("event recording: pre-roll kept", (), "pre-roll"),
+    ("event recording: writing", (), "recording"),
 )
+
+
+def mcap_bytes(directory):
+    """The size of the .mcap files under `directory`."""
+    total = 0
+    for root, _, files in os.walk(directory):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files
+                     if f.endswith(".mcap"))
+    return total
+
+
+def call_trigger(service):
+    """Calls a std_srvs/Trigger service of the node (tests/ros/call_trigger.py)."""
+    ros_run = os.environ.get("ROS_RUN", "ros-run")
+    subprocess.run([ros_run, os.environ.get("ROS_PYTHON", sys.executable),
+                    os.path.join(ROOT, "tests", "ros", "call_trigger.py"), "--service", service],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                   cwd=ROOT, check=False, timeout=60)
 
 
 def cpu_secs_of(pid):
@@ -611,11 +634,15 @@ def run_compressed(args, bitrate_bps):
     results = []
     ros_run = os.environ.get("ROS_RUN", "ros-run")
     try:
-        for name, topics in COMPRESSED_CASES:
-            run_dir = os.path.join(work, name.split()[0])
+        for name, topics, recording in COMPRESSED_CASES:
+            run_dir = os.path.join(work, name.split(":")[-1].split()[0])
             os.makedirs(run_dir, exist_ok=True)
             argv = receiver_command("ours", args, grpc, sdp, ca, bitrate_bps)
             argv = [a.replace("autostart:=false", "autostart:=true") for a in argv]
+            record_dir = os.path.join(run_dir, "recordings")
+            argv += ["-p", f"record_dir:={record_dir}"]
+            if recording == "pre-roll":
+                argv += ["-p", "record_on_detection:=true"]
             receiver = Process(name, argv, os.path.join(run_dir, "receiver.log"))
             meter_argv = [ros_run, os.environ.get("ROS_PYTHON", sys.executable),
                           os.path.join(ROOT, "bench", "topic_meter.py"),
@@ -628,12 +655,15 @@ def run_compressed(args, bitrate_bps):
             print(f"  {name} ...", file=sys.stderr, flush=True)
             meter = subprocess.Popen(meter_argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      stdin=subprocess.DEVNULL, text=True, cwd=ROOT)
-            started = None
+            started, disk_at_start = None, 0
             result = {"case": name, "topics": {}}
             for line in meter.stdout:
                 message = json.loads(line)
                 if message.get("window") == "start":
+                    if recording == "recording":
+                        call_trigger(f"{ns}/spot_ptz_stream/start_recording")
                     started = (time.monotonic(), cpu_secs_of(receiver.pid))
+                    disk_at_start = mcap_bytes(record_dir)
                 elif "topics" in message:
                     ended = (time.monotonic(), cpu_secs_of(receiver.pid))
                     window = message["window_secs"] or 1.0
@@ -641,6 +671,9 @@ def run_compressed(args, bitrate_bps):
                         result["topics"][topic.rsplit(ns + "/", 1)[-1]] = {
                             "messages_per_sec": count["messages"] / window,
                             "bytes_per_sec": count["bytes"] / window}
+                    if recording:
+                        result["disk_bytes_per_sec"] = (
+                            (mcap_bytes(record_dir) - disk_at_start) / (ended[0] - started[0]))
                     if started and started[1] is not None and ended[1] is not None:
                         cpu = ended[1] - started[1]
                         result["cpu_percent"] = 100.0 * cpu / (ended[0] - started[0])
@@ -670,6 +703,8 @@ def compressed_markdown(compressed, fps):
              "|---|---|---|---|---|---|"]
     for case in compressed["cases"]:
         topics = case["topics"] or {"–": {}}
+        if "disk_bytes_per_sec" in case:
+            topics = {"(disk: .mcap files)": {"bytes_per_sec": case["disk_bytes_per_sec"]}}
         for i, (topic, figures) in enumerate(topics.items()):
             first = i == 0
             lines.append(

@@ -83,6 +83,10 @@ _rosenv_pins() {
 # direct
 # av: PyAV, the tests' H.264 and JPEG decoder for the compressed outputs (bundles its own FFmpeg).
 av==18.1.0
+# mcap, mcap-ros2-support: the tests read the node's event recordings as Foxglove does (the
+# CDR decoded from the file's own ros2msg schemas).
+mcap==1.6.0
+mcap-ros2-support==0.6.0
 catkin-pkg==1.1.1
 empy==3.3.4
 lark==1.3.1
@@ -150,10 +154,12 @@ ros-jazzy-std-srvs==5.3.6
 # transitive
 docutils==0.23
 lark-parser==0.12.0
+lz4==4.4.5
 packaging==26.3
 pyparsing==3.3.3
 python-dateutil==4.0.0
 PyYAML==6.0.3
+zstandard==0.25.0
 ros-action-msgs==2.0.3
 ros-ament-cmake==2.5.4
 ros-ament-cmake-core==2.5.4

@@ -19,7 +19,7 @@
 //!    statistics ([`stats`], [`status_report`]).
 //!
 //! Beside the path: [`record`] (MP4 without re-encoding, PNG snapshots, and the MCAP event
-//! recorder's core in `record::events`, not yet used by the node), [`probe`] (the
+//! recorder in `record::events`, which the node feeds from `ros::recording`), [`probe`] (the
 //! `ptz_stream_probe` CLI's run loop and window), [`params`] and [`trigger`] (the node's
 //! configuration and detection trigger), [`camera_info`] (calibration), [`logging`] (what the binaries log by default), [`sim`] (the simulated
 //! robot and camera used by tests, benchmarks and the demo), and `ros` (the only r2r code,

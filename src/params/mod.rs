@@ -8,7 +8,8 @@ pub mod store;
 pub mod table;
 
 pub use node_params::{
-    AimingParams, ImageOutputs, NodeParams, ParamError, ParamSource, ParamValue, Reliability,
+    AimingParams, ImageOutputs, NodeParams, ParamError, ParamSource, ParamValue, RecordingParams,
+    Reliability,
 };
 pub use store::{Change, Changed, Declared, ParameterStore, SetOutcome};
 pub use table::{Apply, Kind, PARAMETERS, ParamSpec};

@@ -137,6 +137,19 @@ pub struct NodeParams {
     pub jpeg_quality: u8,
     pub jpeg_max_rate_hz: f64,
     pub aiming: AimingParams,
+    pub recording: RecordingParams,
+}
+
+/// Where and how the node records events (see [`crate::record::events`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingParams {
+    /// Record while a matching detection is seen (and keep the pre-roll meanwhile).
+    pub on_detection: bool,
+    /// `None`: `$ROS_HOME/spot_ptz_stream/recordings`.
+    pub dir: Option<PathBuf>,
+    pub pre_roll: Duration,
+    pub max_file: Duration,
+    pub max_total_bytes: u64,
 }
 
 /// How the node points the PTZ (see [`crate::aiming`]).
@@ -546,6 +559,13 @@ impl NodeParams {
             jpeg_quality: r.integer("jpeg_quality")? as u8,
             jpeg_max_rate_hz: r.double("jpeg_max_rate_hz")?,
             aiming,
+            recording: RecordingParams {
+                on_detection: r.boolean("record_on_detection")?,
+                dir: optional_path(r.string("record_dir")?),
+                pre_roll: r.seconds("record_pre_roll_secs")?,
+                max_file: r.seconds("record_max_file_secs")?,
+                max_total_bytes: r.integer("record_max_total_bytes")? as u64,
+            },
         })
     }
 }

@@ -125,6 +125,7 @@ const STREAMING: &str = "Streaming";
 const TOPICS: &str = "Topics";
 const AIMING: &str = "Aiming the PTZ at people";
 const TRIGGER: &str = "Detection trigger";
+const RECORDING: &str = "Event recording (MCAP)";
 
 use Apply::{AtStart, Live};
 
@@ -310,6 +311,16 @@ pub const PARAMETERS: &[ParamSpec] = &[
         "Lowest detection score that starts the stream."),
     spec(TRIGGER, "trigger_timeout_secs", num(10.0, 0.1, 3600.0), Live,
         "Stop this long after the last matching detection, seconds."),
+    spec(RECORDING, "record_on_detection", flag(false), Live,
+        "Record an event file while a detection matches trigger_class_ids and trigger_min_score, until trigger_timeout_secs after the last one, beginning with record_pre_roll_secs of what came before (kept in memory while this is on). Records what the stream sends: combine with autostart or auto_trigger."),
+    spec(RECORDING, "record_dir", text(""), AtStart,
+        "Directory of the event recordings (created when needed). Empty: $ROS_HOME/spot_ptz_stream/recordings (ROS_HOME defaults to ~/.ros)."),
+    spec(RECORDING, "record_pre_roll_secs", num(5.0, 0.0, 30.0), AtStart,
+        "A detection's recording begins this long before the detection (from a keyframe at or before), seconds."),
+    spec(RECORDING, "record_max_file_secs", num(300.0, 1.0, 3600.0), AtStart,
+        "A longer recording continues in a new file, split at a keyframe, seconds."),
+    spec(RECORDING, "record_max_total_bytes", int(1 << 30, 100_000, 1 << 50), AtStart,
+        "The recordings in record_dir are kept under this total, bytes; the oldest files are deleted first (never the one being written)."),
 ];
 
 /// The declaration of `name`.

@@ -48,6 +48,7 @@ use crate::robot::{Credentials, RobotClient};
 use crate::ros::NodeError;
 use crate::ros::detections::{Detections, person_score};
 use crate::ros::messages::Stamper;
+use crate::ros::recording::{Channel, Recording};
 use crate::shutdown::CancellationToken;
 
 /// How long a frame's `ptz_detections` waits for the PTZ's pose at the frame's time to be
@@ -120,6 +121,8 @@ pub struct AimContext {
     people: Mutex<PeopleTracker>,
     /// Frames (their `camera_info` and arrival) waiting for their `ptz_detections`.
     people_frames: Arc<DropOldestQueue<(CameraInfo, Instant)>>,
+    /// `ptz_detections`, `~/ptz_state`, `/tf` and `/tf_static` are recorded too.
+    recording: Arc<Recording>,
 }
 
 /// The aimer's settings from the parameters, keeping what was measured (`pointing`'s PTZ
@@ -206,6 +209,7 @@ impl AimContext {
             );
         }
         let now = lock(&self.stamper).stamp(Instant::now());
+        let stamp = now.clone();
         let statics = TFMessage {
             transforms: vec![
                 stamped(
@@ -217,6 +221,8 @@ impl AimContext {
                 stamped(&aiming.head_frame, &self.frame_id, now, &optical_in_head()),
             ],
         };
+        self.recording
+            .record(Channel::TfStatic, &statics, &stamp, None);
         lock(&self.tf_static).publish(&statics)
     }
 
@@ -541,7 +547,11 @@ pub async fn publish_people(context: Arc<AimContext>, publisher: r2r::Publisher<
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        if let Err(error) = publisher.publish(&context.people_in_frame(&info, arrival)) {
+        let people = context.people_in_frame(&info, arrival);
+        context
+            .recording
+            .record(Channel::People, &people, &people.header.stamp, None);
+        if let Err(error) = publisher.publish(&people) {
             tracing::warn!(%error, "could not publish ptz_detections");
         }
     }
@@ -727,6 +737,7 @@ pub fn start(
     robot: RobotClient,
     credentials: Credentials,
     stamper: Arc<Mutex<Stamper>>,
+    recording: Arc<Recording>,
     shutdown: CancellationToken,
 ) -> Result<Aiming, NodeError> {
     let ros = |what: &'static str| move |source| NodeError::Ros { what, source };
@@ -759,6 +770,7 @@ pub fn start(
         frame_id: params.frame_id.clone(),
         people: Mutex::new(PeopleTracker::new()),
         people_frames: DropOldestQueue::new(PEOPLE_QUEUE),
+        recording,
     });
     context
         .publish_statics(&params.aiming)
@@ -979,6 +991,9 @@ async fn publish_ptz_state(
             velocity,
             effort: Vec::new(),
         };
+        context
+            .recording
+            .record(Channel::PtzState, &joint_state, &stamp, None);
         if let Err(error) = state_pub.publish(&joint_state) {
             tracing::debug!(%error, "could not publish ~/ptz_state");
         }
@@ -998,10 +1013,13 @@ async fn publish_ptz_state(
             transforms: vec![stamped(
                 &params.base_frame,
                 &params.head_frame,
-                stamp,
+                stamp.clone(),
                 &head,
             )],
         };
+        context
+            .recording
+            .record(Channel::Tf, &message, &stamp, None);
         if let Err(error) = tf_pub.publish(&message) {
             tracing::debug!(%error, "could not publish /tf");
         }

@@ -21,6 +21,7 @@ use crate::media::handoff::DropOldestQueue;
 use crate::media::jpeg::JpegPicture;
 use crate::media::passthrough::Passthrough;
 use crate::ros::messages::{self, Stamper};
+use crate::ros::recording::FrameRecorder;
 use crate::stats::{StreamStats, bump};
 
 /// History of the passthrough topics: about one second (one intra-refresh wave) at 30 fps, so
@@ -50,12 +51,19 @@ pub fn passthrough_qos() -> QosProfile {
         .reliable()
 }
 
-/// Publishes every access unit from `access_units` on the passthrough topics that exist,
-/// until the queue is closed.
+/// Where the passed-through access units go.
+pub struct PassthroughPublishers {
+    pub ffmpeg: Option<r2r::Publisher<FFMPEGPacket>>,
+    pub foxglove: Option<r2r::Publisher<CompressedVideo>>,
+    /// The event recording (`image_raw/foxglove`'s messages, with their `camera_info`).
+    pub recording: FrameRecorder,
+}
+
+/// Publishes every access unit from `access_units` on the passthrough topics that exist, and
+/// records it while the event recording wants it, until the queue is closed.
 pub async fn publish_passthrough(
     access_units: Arc<DropOldestQueue<AccessUnit>>,
-    ffmpeg: Option<r2r::Publisher<FFMPEGPacket>>,
-    foxglove: Option<r2r::Publisher<CompressedVideo>>,
+    mut publishers: PassthroughPublishers,
     frame_id: String,
     stamper: Arc<Mutex<Stamper>>,
     stats: Arc<StreamStats>,
@@ -67,19 +75,22 @@ pub async fn publish_passthrough(
             continue;
         };
         let header = messages::frame_header(&stamper, frame.first_arrival, &frame_id);
-        if let Some(publisher) = &foxglove {
+        if publishers.foxglove.is_some() || publishers.recording.recording.is_feeding() {
             let message = CompressedVideo {
                 timestamp: header.stamp.clone(),
                 frame_id: frame_id.clone(),
                 data: frame.data.clone(),
                 format: FOXGLOVE_FORMAT.to_string(),
             };
-            match publisher.publish(&message) {
-                Ok(()) => bump(&stats.foxglove_published),
-                Err(error) => warn_once(&mut warned, "image_raw/foxglove", &error),
+            publishers.recording.on_frame(&frame, &header, &message);
+            if let Some(publisher) = &publishers.foxglove {
+                match publisher.publish(&message) {
+                    Ok(()) => bump(&stats.foxglove_published),
+                    Err(error) => warn_once(&mut warned, "image_raw/foxglove", &error),
+                }
             }
         }
-        if let Some(publisher) = &ffmpeg {
+        if let Some(publisher) = &publishers.ffmpeg {
             let message = FFMPEGPacket {
                 header,
                 width: i32::try_from(frame.width).unwrap_or(i32::MAX),

@@ -2,9 +2,11 @@
 //!
 //! Publishes `image_raw` (bgr8) and `camera_info` with identical headers, the compressed
 //! outputs `image_raw/compressed`, `image_raw/ffmpeg` and `image_raw/foxglove`
-//! ([`compressed`]), `~/stats`, `/diagnostics` and the log lines on `/rosout` ([`rosout`]); serves `~/start_stream` and `~/stop_stream`;
-//! subscribes to `detections` and `detections_3d` ([`detections`]) to start the stream and to
-//! aim the PTZ ([`aiming`]). Everything else lives in the ROS-free library.
+//! ([`compressed`]), `~/stats`, `/diagnostics` and the log lines on `/rosout` ([`rosout`]);
+//! serves `~/start_stream` and `~/stop_stream`; subscribes to `detections` and `detections_3d`
+//! ([`detections`]) to start the stream and to aim the PTZ ([`aiming`]); records events to MCAP
+//! ([`recording`]: `~/start_recording`, `~/stop_recording`, `record_on_detection`). Everything
+//! else lives in the ROS-free library.
 
 pub mod aiming;
 pub mod compressed;
@@ -14,6 +16,7 @@ pub mod logging;
 pub mod messages;
 pub mod middleware;
 pub mod parameters;
+pub mod recording;
 pub mod rosout;
 
 use std::collections::HashMap;
@@ -127,8 +130,9 @@ fn read_pem(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, NodeE
 
 /// The demands the subscriber counts set, and where the compressed outputs' data arrives.
 struct OutputFeeds {
-    /// `image_raw/ffmpeg` and `image_raw/foxglove` (one copy of each access unit for both).
-    passthrough: Option<AccessUnitTap>,
+    /// `image_raw/ffmpeg`, `image_raw/foxglove` and the event recording (one copy of each
+    /// access unit for all).
+    passthrough: AccessUnitTap,
     /// `image_raw/compressed`, and where its live settings go.
     jpeg: Option<(JpegOutput, watch::Sender<JpegSettings>)>,
 }
@@ -148,10 +152,12 @@ impl OutputFeeds {
     fn new(params: &NodeParams) -> Self {
         let outputs = params.outputs;
         Self {
-            passthrough: (outputs.ffmpeg || outputs.foxglove).then(|| AccessUnitTap {
+            // Also the event recording's video: always there (it costs nothing while its demand
+            // is not set).
+            passthrough: AccessUnitTap {
                 queue: DropOldestQueue::new(compressed::PASSTHROUGH_QUEUE),
                 demand: Demand::new(false),
-            }),
+            },
             jpeg: outputs.compressed.then(|| {
                 let (settings_tx, settings) = watch::channel(jpeg_settings(params));
                 let output = JpegOutput {
@@ -170,9 +176,7 @@ impl OutputFeeds {
 
     /// Ends the compressed publishers (their queues are closed).
     fn close(&self) {
-        if let Some(tap) = &self.passthrough {
-            tap.queue.close();
-        }
+        self.passthrough.queue.close();
         if let Some(jpeg) = self.jpeg_output() {
             jpeg.pictures.close();
         }
@@ -283,7 +287,7 @@ fn stream_config(
         },
         queue_depth: params.queue_depth,
         max_access_unit_bytes: params.max_access_unit_bytes,
-        access_unit_tap: feeds.passthrough.clone(),
+        access_unit_tap: Some(feeds.passthrough.clone()),
         jpeg: feeds.jpeg_output().cloned(),
     })
 }
@@ -460,12 +464,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     let (calibration_tx, calibration) = watch::channel(load_calibration(&params)?);
 
     let publishers = ImagePublishers::create(&mut node, &topics.qos(&store))?;
-    let stats_pub = node
-        .create_publisher("~/stats", QosProfile::default())
-        .map_err(ros("creating the ~/stats publisher"))?;
-    let diagnostics_pub = node
-        .create_publisher("/diagnostics", QosProfile::default())
-        .map_err(ros("creating the /diagnostics publisher"))?;
+    let report_publishers = ReportPublishers::create(&mut node, &params)?;
     let start_srv = node
         .create_service::<Trigger::Service>("~/start_stream", QosProfile::services_default())
         .map_err(ros("creating ~/start_stream"))?;
@@ -479,10 +478,6 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
         )
         .map_err(ros("creating ~/set_camera_info"))?;
     let detections = detections::subscribe(&mut node)?;
-    let full_name = node
-        .fully_qualified_name()
-        .unwrap_or_else(|_| format!("/{NODE_NAME}"));
-    let status_name = format!("{}: stream", full_name.trim_start_matches('/'));
     let (live_params, parameter_server) = parameters::serve(&mut node, store, shutdown.clone())?;
 
     let feeds = OutputFeeds::new(&params);
@@ -501,6 +496,14 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
     }
 
     let stamper = Arc::new(Mutex::new(Stamper::new()));
+    let recording = recording::start(
+        &mut node,
+        &params,
+        handle.clone(),
+        feeds.passthrough.demand.clone(),
+        shutdown.clone(),
+    )?;
+    let recorder = recording.context.clone();
     let aiming = if params.aiming.enabled {
         Some(aiming::start(
             &mut node,
@@ -508,6 +511,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
             handle.robot(),
             credentials,
             stamper.clone(),
+            recorder.clone(),
             shutdown.clone(),
         )?)
     } else {
@@ -527,6 +531,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
 
     let mut tasks = vec![
         parameter_server,
+        recording.task,
         tokio::spawn(follow_parameters(
             live_params.clone(),
             LiveTargets {
@@ -534,6 +539,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
                 jpeg: feeds.jpeg.as_ref().map(|(_, settings)| settings.clone()),
                 trigger: trigger.clone(),
                 aim: aim.clone(),
+                recording: recorder.clone(),
             },
             shutdown.clone(),
         )),
@@ -542,8 +548,9 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
             publishers.clone(),
             Demands {
                 jpeg: feeds.jpeg_output().map(|j| j.demand.clone()),
-                passthrough: feeds.passthrough.as_ref().map(|t| t.demand.clone()),
+                passthrough: feeds.passthrough.demand.clone(),
                 people: people_wanted.clone(),
+                recording: recorder.clone(),
             },
             shutdown.clone(),
         )),
@@ -568,6 +575,7 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
             handle.clone(),
             trigger.clone(),
             aim.clone(),
+            recorder.clone(),
             detections,
             shutdown.clone(),
         )),
@@ -575,78 +583,124 @@ pub async fn run(ctx: r2r::Context, shutdown: CancellationToken) -> Result<(), N
             handle.clone(),
             trigger,
             live_params,
-            ReportPublishers {
-                stats: stats_pub,
-                diagnostics: diagnostics_pub,
-                status_name,
-                hardware_id: params.robot_host.clone(),
-            },
+            report_publishers,
             aim.clone(),
+            recorder.clone(),
             shutdown.clone(),
         )),
     ];
-    let publisher = tokio::spawn(publish_frames(
-        handle.clone(),
-        FramePublishers {
-            image: publishers.image,
-            info: publishers.info,
-            people: people_wanted,
+    let outputs = spawn_outputs(
+        publishers,
+        OutputSources {
+            handle: &handle,
+            feeds: &feeds,
+            frame_id: &params.frame_id,
+            calibration,
+            stamper,
+            aim: aim.clone(),
+            recorder: recorder.clone(),
+            people_wanted,
         },
-        params.frame_id.clone(),
-        calibration,
-        stamper.clone(),
-        aim.clone(),
-    ));
-    let people_publisher = aim
-        .clone()
-        .zip(publishers.people)
-        .map(|(aim, publisher)| tokio::spawn(aiming::publish_people(aim, publisher)));
-    let passthrough_publisher = feeds.passthrough.as_ref().map(|tap| {
-        tokio::spawn(compressed::publish_passthrough(
-            tap.queue.clone(),
-            publishers.ffmpeg,
-            publishers.foxglove,
-            params.frame_id.clone(),
-            stamper.clone(),
-            handle.stats(),
-        ))
-    });
-    let jpeg_publisher = feeds
-        .jpeg_output()
-        .zip(publishers.jpeg)
-        .map(|(jpeg, publisher)| {
-            tokio::spawn(compressed::publish_jpeg(
-                jpeg.pictures.clone(),
-                publisher,
-                params.frame_id.clone(),
-                stamper,
-                handle.stats(),
-            ))
-        });
+    );
 
     shutdown.cancelled().await;
     stream_shutdown.cancel();
     // The stream task closes the peer connection and the frame queue, ending the publisher.
     let _ = stream_task.await;
-    let _ = publisher.await;
+    let _ = outputs.frames.await;
     feeds.close();
     if let Some(aim) = &aim {
         aim.close_people_frames();
     }
-    tasks.extend(
-        [passthrough_publisher, jpeg_publisher, people_publisher]
-            .into_iter()
-            .flatten(),
-    );
+    tasks.extend(outputs.others);
     tasks.extend(aiming.into_iter().flat_map(|aiming| aiming.tasks));
     for task in tasks {
         let _ = task.await;
     }
+    // Every recorded message is queued: the open file gets its last chunk and its index.
+    recorder.finish().await;
     let _ = spinner.await;
     if let Some(rosout) = rosout {
         let _ = rosout.await;
     }
     Ok(())
+}
+
+/// What the output publishers take their data from.
+struct OutputSources<'a> {
+    handle: &'a StreamHandle,
+    feeds: &'a OutputFeeds,
+    frame_id: &'a str,
+    calibration: watch::Receiver<Option<Calibration>>,
+    stamper: Arc<Mutex<Stamper>>,
+    aim: Option<Arc<aiming::AimContext>>,
+    recorder: Arc<recording::Recording>,
+    /// Whether anybody subscribes to `ptz_detections`.
+    people_wanted: Demand,
+}
+
+/// The tasks publishing each frame's outputs.
+struct OutputTasks {
+    /// `image_raw` and `camera_info`: ends when the stream closes the frame queue.
+    frames: tokio::task::JoinHandle<()>,
+    /// The passthrough topics (and the recording's video), JPEG and `ptz_detections`: each
+    /// ends when its queue is closed ([`OutputFeeds::close`], `close_people_frames`).
+    others: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn spawn_outputs(publishers: ImagePublishers, from: OutputSources<'_>) -> OutputTasks {
+    let OutputSources {
+        handle,
+        feeds,
+        frame_id,
+        calibration,
+        stamper,
+        aim,
+        recorder,
+        people_wanted,
+    } = from;
+    let frames = tokio::spawn(publish_frames(
+        handle.clone(),
+        FramePublishers {
+            image: publishers.image,
+            info: publishers.info,
+            people: people_wanted.clone(),
+        },
+        frame_id.to_string(),
+        FrameInfo::new(calibration.clone(), aim.clone(), true),
+        stamper.clone(),
+        aim.clone(),
+    ));
+    let mut others = vec![tokio::spawn(compressed::publish_passthrough(
+        feeds.passthrough.queue.clone(),
+        compressed::PassthroughPublishers {
+            ffmpeg: publishers.ffmpeg,
+            foxglove: publishers.foxglove,
+            recording: recording::FrameRecorder {
+                recording: recorder,
+                frame_info: FrameInfo::new(calibration, aim.clone(), false),
+                aim: aim.clone(),
+                people_subscribed: people_wanted,
+                capture_clock: CaptureClock::new(),
+            },
+        },
+        frame_id.to_string(),
+        stamper.clone(),
+        handle.stats(),
+    ))];
+    if let Some((aim, publisher)) = aim.zip(publishers.people) {
+        others.push(tokio::spawn(aiming::publish_people(aim, publisher)));
+    }
+    if let Some((jpeg, publisher)) = feeds.jpeg_output().zip(publishers.jpeg) {
+        others.push(tokio::spawn(compressed::publish_jpeg(
+            jpeg.pictures.clone(),
+            publisher,
+            frame_id.to_string(),
+            stamper,
+            handle.stats(),
+        )));
+    }
+    OutputTasks { frames, others }
 }
 
 /// Where parameter changes take effect.
@@ -655,6 +709,7 @@ struct LiveTargets {
     jpeg: Option<watch::Sender<JpegSettings>>,
     trigger: Arc<Mutex<AutoTrigger>>,
     aim: Option<Arc<aiming::AimContext>>,
+    recording: Arc<recording::Recording>,
 }
 
 /// Applies each change of the parameters (`ros2 param set`) to what runs.
@@ -682,6 +737,7 @@ async fn follow_parameters(
         if let Some(aim) = &targets.aim {
             aim.reconfigure(&params);
         }
+        targets.recording.reconfigure(&params);
     }
 }
 
@@ -724,9 +780,11 @@ impl ImagePublishers {
 /// The demands [`follow_subscribers`] sets besides the decoded frames'.
 struct Demands {
     jpeg: Option<Demand>,
-    passthrough: Option<Demand>,
+    /// The access units: for the passthrough topics and the event recording.
+    passthrough: Demand,
     /// `ptz_detections` (published with each picture, so it also needs decoding).
     people: Demand,
+    recording: Arc<recording::Recording>,
 }
 
 /// Does only the work somebody subscribes to. Decodes to bgr8 while `image_raw`, `camera_info`
@@ -784,15 +842,15 @@ async fn follow_subscribers(
                 );
             }
         }
-        if let Some(demand) = &demands.passthrough {
-            demand.set(counts.passthrough > 0);
-            if counts.passthrough > before.passthrough {
-                tracing::debug!(
-                    subscribers = counts.passthrough,
-                    "a passthrough subscriber joined: asking the camera for a keyframe"
-                );
-                handle.request_keyframe();
-            }
+        demands
+            .passthrough
+            .set(counts.passthrough > 0 || demands.recording.is_feeding());
+        if counts.passthrough > before.passthrough {
+            tracing::debug!(
+                subscribers = counts.passthrough,
+                "a passthrough subscriber joined: asking the camera for a keyframe"
+            );
+            handle.request_keyframe();
         }
     }
 }
@@ -806,18 +864,79 @@ struct FramePublishers {
     people: Demand,
 }
 
+/// Each frame's `camera_info`: the calibration (`~/set_camera_info` may replace it) at the zoom
+/// of capture, or the lens model's K.
+pub struct FrameInfo {
+    calibration: watch::Receiver<Option<Calibration>>,
+    current: Option<Calibration>,
+    aim: Option<Arc<aiming::AimContext>>,
+    /// Warn (once per calibration) when it is for another picture size.
+    warns: bool,
+    warned_size: bool,
+}
+
+impl FrameInfo {
+    fn new(
+        mut calibration: watch::Receiver<Option<Calibration>>,
+        aim: Option<Arc<aiming::AimContext>>,
+        warns: bool,
+    ) -> Self {
+        let current = calibration.borrow_and_update().clone();
+        Self {
+            calibration,
+            current,
+            aim,
+            warns,
+            warned_size: false,
+        }
+    }
+
+    /// `camera_info` of a `width` x `height` frame whose first packet came at `arrival`.
+    pub fn camera_info(
+        &mut self,
+        header: r2r::std_msgs::msg::Header,
+        width: u32,
+        height: u32,
+        arrival: Instant,
+    ) -> r2r::sensor_msgs::msg::CameraInfo {
+        if self.calibration.has_changed().unwrap_or(false) {
+            self.current = self.calibration.borrow_and_update().clone();
+            self.warned_size = false;
+        }
+        if let Some(c) = &self.current
+            && self.warns
+            && !self.warned_size
+            && (c.image_width, c.image_height) != (width, height)
+        {
+            tracing::warn!(calibrated = ?(c.image_width, c.image_height), stream = ?(width, height),
+                "the calibration is for another image size; camera_info uses the lens model (or K = 0 without aiming)");
+            self.warned_size = true;
+        }
+        let aim = self.aim.as_ref();
+        // Without a calibration for this size: the lens model at the zoom of capture.
+        let zoom_k = aim.and_then(|a| a.k_at(width, height, arrival));
+        // A calibration with its zoom follows the zoom of capture.
+        let zoomed =
+            self.current
+                .as_ref()
+                .map(|c| match aim.and_then(|a| a.driver().zoom_at(arrival)) {
+                    Some(zoom) => std::borrow::Cow::Owned(c.at_zoom(zoom)),
+                    None => std::borrow::Cow::Borrowed(c),
+                });
+        messages::camera_info(header, width, height, zoomed.as_deref(), zoom_k)
+    }
+}
+
 async fn publish_frames(
     handle: StreamHandle,
     publishers: FramePublishers,
     frame_id: String,
-    mut calibration: watch::Receiver<Option<Calibration>>,
+    mut frame_info: FrameInfo,
     stamper: Arc<Mutex<Stamper>>,
     aim: Option<Arc<aiming::AimContext>>,
 ) {
     let frames = handle.frames();
     let stats = handle.stats();
-    let mut warned_calibration_size = false;
-    let mut current: Option<Calibration> = calibration.borrow_and_update().clone();
     let prefix_bytes = image_cdr::prefix_len(&frame_id);
     let mut capture_clock = CaptureClock::new();
     while let Some(frame) = frames.pop().await {
@@ -832,18 +951,6 @@ async fn publish_frames(
         }
         let header = messages::frame_header(&stamper, frame.first_arrival, &frame_id);
         let (width, height, arrival) = (frame.width, frame.height, frame.first_arrival);
-        if calibration.has_changed().unwrap_or(false) {
-            current = calibration.borrow_and_update().clone();
-            warned_calibration_size = false;
-        }
-        if let Some(c) = &current
-            && !warned_calibration_size
-            && (c.image_width, c.image_height) != (width, height)
-        {
-            tracing::warn!(calibrated = ?(c.image_width, c.image_height), stream = ?(width, height),
-                "the calibration is for another image size; camera_info uses the lens model (or K = 0 without aiming)");
-            warned_calibration_size = true;
-        }
         if let Some(image_pub) = &publishers.image {
             let mut message = frame.buffer;
             let published =
@@ -859,16 +966,7 @@ async fn publish_frames(
         } else {
             handle.give_back_buffer(frame.buffer);
         }
-        // Without a calibration for this size: the lens model at the zoom of capture.
-        let zoom_k = aim.as_ref().and_then(|a| a.k_at(width, height, arrival));
-        // A calibration with its zoom follows the zoom of capture.
-        let zoomed = current.as_ref().map(|c| {
-            match aim.as_ref().and_then(|a| a.driver().zoom_at(arrival)) {
-                Some(zoom) => std::borrow::Cow::Owned(c.at_zoom(zoom)),
-                None => std::borrow::Cow::Borrowed(c),
-            }
-        });
-        let info = messages::camera_info(header, width, height, zoomed.as_deref(), zoom_k);
+        let info = frame_info.camera_info(header, width, height, arrival);
         if let Some(aim) = &aim
             && publishers.people.get()
         {
@@ -1022,6 +1120,7 @@ async fn follow_detections(
     handle: StreamHandle,
     trigger: Arc<Mutex<AutoTrigger>>,
     aim: Option<Arc<aiming::AimContext>>,
+    recording: Arc<recording::Recording>,
     mut detections: impl futures::Stream<Item = detections::Detections> + Unpin,
     shutdown: CancellationToken,
 ) {
@@ -1031,11 +1130,17 @@ async fn follow_detections(
         let mut aimed = false;
         let action = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => lock(&trigger).on_tick(Instant::now()),
+            _ = tick.tick() => {
+                recording.on_tick(Instant::now());
+                lock(&trigger).on_tick(Instant::now())
+            }
             message = detections.next() => {
                 let Some(message) = message else { return };
+                recording.record_detections(&message);
                 aimed = aim.as_ref().and_then(|a| a.on_detections(&message)).is_some();
-                lock(&trigger).on_detections(&message.hypotheses(), Instant::now())
+                let hypotheses = message.hypotheses();
+                recording.on_detections(&hypotheses, Instant::now());
+                lock(&trigger).on_detections(&hypotheses, Instant::now())
             }
         };
         match action {
@@ -1086,6 +1191,26 @@ struct ReportPublishers {
     hardware_id: String,
 }
 
+impl ReportPublishers {
+    /// `~/stats` and `/diagnostics`; the status is named after the node, the hardware after
+    /// the robot.
+    fn create(node: &mut r2r::Node, params: &NodeParams) -> Result<Self, NodeError> {
+        let full_name = node
+            .fully_qualified_name()
+            .unwrap_or_else(|_| format!("/{NODE_NAME}"));
+        Ok(Self {
+            stats: node
+                .create_publisher("~/stats", QosProfile::default())
+                .map_err(ros("creating the ~/stats publisher"))?,
+            diagnostics: node
+                .create_publisher("/diagnostics", QosProfile::default())
+                .map_err(ros("creating the /diagnostics publisher"))?,
+            status_name: format!("{}: stream", full_name.trim_start_matches('/')),
+            hardware_id: params.robot_host.clone(),
+        })
+    }
+}
+
 /// Publishes `~/stats` and `/diagnostics` every `diagnostics_period_secs` (live).
 async fn report(
     handle: StreamHandle,
@@ -1093,6 +1218,7 @@ async fn report(
     mut params: watch::Receiver<Arc<NodeParams>>,
     publishers: ReportPublishers,
     aim: Option<Arc<aiming::AimContext>>,
+    recording: Arc<recording::Recording>,
     shutdown: CancellationToken,
 ) {
     let stats = handle.stats();
@@ -1136,9 +1262,16 @@ async fn report(
             }
             report.values.extend(aim.status_values(now));
         }
+        report.values.extend(recording.status_values());
         previous = snapshot;
         let status =
             messages::diagnostic_status(&report, &publishers.status_name, &publishers.hardware_id);
+        recording.record(
+            recording::Channel::Stats,
+            &status,
+            &messages::wall_time(),
+            None,
+        );
         if let Err(error) = publishers.stats.publish(&status) {
             tracing::warn!(%error, "could not publish ~/stats");
         }

@@ -43,6 +43,9 @@ pub struct NodeLaunch<'a> {
     pub credentials: Option<(&'a str, &'a str)>,
     /// Environment variables set (`Some`) or removed (`None`) for the node.
     pub env: Vec<(String, Option<String>)>,
+    /// A tmpfs of this size mounted at this directory for the node alone (a mount namespace
+    /// of its own: `unshare --mount`, root or CAP_SYS_ADMIN as CI has).
+    pub tmpfs: Option<(PathBuf, String)>,
 }
 
 impl<'a> NodeLaunch<'a> {
@@ -71,7 +74,15 @@ impl<'a> NodeLaunch<'a> {
             sim,
             credentials: Some((USERNAME, PASSWORD)),
             env: Vec::new(),
+            tmpfs: None,
         }
+    }
+
+    /// Runs the node with a tmpfs of `size` (e.g. `1m`) at `dir` (which must exist), seen by
+    /// the node alone; the test sees the files under `/proc/<pid>/root`.
+    pub fn with_tmpfs(mut self, dir: &std::path::Path, size: &str) -> Self {
+        self.tmpfs = Some((dir.to_path_buf(), size.to_string()));
+        self
     }
 
     /// Sets (`Some`) or removes (`None`) an environment variable of the node.
@@ -89,7 +100,21 @@ impl<'a> NodeLaunch<'a> {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("node.log");
         let log_file = std::fs::File::create(&log).expect("node log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_spot_ptz_stream"));
+        let node = env!("CARGO_BIN_EXE_spot_ptz_stream");
+        let mut command = match &self.tmpfs {
+            // unshare and sh exec: the child's pid is the node's.
+            Some((dir, size)) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                    .arg(format!(
+                        "mount -t tmpfs -o size={size} tmpfs '{}' && exec \"$0\" \"$@\"",
+                        dir.display()
+                    ))
+                    .arg(node);
+                c
+            }
+            None => Command::new(node),
+        };
         command.arg("--ros-args");
         if let Some(file) = &self.params_file {
             command.arg("--params-file").arg(file);

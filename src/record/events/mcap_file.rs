@@ -25,6 +25,7 @@ pub(crate) struct ResolvedChannel {
     pub type_name: String,
     pub schema: String,
     pub metadata: BTreeMap<String, String>,
+    pub latched: bool,
 }
 
 /// What a file records, for its Metadata record.

@@ -46,6 +46,9 @@ pub struct ChannelSpec {
     /// The publisher's QoS as rosbag2's `offered_qos_profiles` YAML, stored as channel
     /// metadata (`ros2 bag play` then offers the same QoS).
     pub offered_qos_yaml: Option<String>,
+    /// Latched (like `/tf_static`): the channel's last message is written again at the start
+    /// of every file, so that each file is complete on its own.
+    pub latched: bool,
 }
 
 /// Where and how much to record.
@@ -237,6 +240,7 @@ impl EventRecorder {
                     type_name: spec.type_name,
                     schema,
                     metadata,
+                    latched: spec.latched,
                 })
             })
             .collect::<Result<Vec<_>, EventRecordError>>()?;

@@ -57,11 +57,19 @@ fn channels() -> Vec<ChannelSpec> {
             topic: "/cam/video".to_string(),
             type_name: "test_msgs/msg/Video".to_string(),
             offered_qos_yaml: Some(QOS.to_string()),
+            latched: false,
         },
         ChannelSpec {
             topic: "/cam/note".to_string(),
             type_name: "test_msgs/msg/Note".to_string(),
             offered_qos_yaml: None,
+            latched: false,
+        },
+        ChannelSpec {
+            topic: "/cam/x_static".to_string(),
+            type_name: "test_msgs/msg/Note".to_string(),
+            offered_qos_yaml: None,
+            latched: true,
         },
     ]
 }
@@ -336,6 +344,35 @@ fn long_events_split_at_the_next_idr_after_max_file() {
     }
     assert_eq!(times(&parts[0], "/cam/note"), range(20, 1_200, 100));
     assert_eq!(times(&parts[1], "/cam/note"), range(1_220, 2_400, 100));
+}
+
+#[test]
+fn a_latched_message_begins_every_file_at_its_first_message_time() {
+    let s = setup(1_000, 1_000, u64::MAX, fast());
+    let base = base_ns();
+    // Published once, long before the event (as /tf_static is at start-up).
+    s.recorder.push(Sample {
+        channel: 2,
+        ..note(base + 100 * MS)
+    });
+    push_stream(&s.recorder, base, (0, 5_000), 50, 400, VideoKey::Idr);
+    s.recorder.start_at(Reason::Manual, at(base + 5_000 * MS));
+    push_stream(&s.recorder, base, (5_000, 7_000), 50, 400, VideoKey::Idr);
+    s.recorder.finish(Duration::from_secs(2)).unwrap();
+    let files = event_files(&s.dir);
+    assert_eq!(files.len(), 2, "split once: {files:?}");
+    for file in &files {
+        let messages = read_file(file, base);
+        let first_ms = messages.iter().map(|m| m.t_ms).min().unwrap();
+        assert_eq!(
+            times(&messages, "/cam/x_static"),
+            vec![first_ms],
+            "{}",
+            file.display()
+        );
+    }
+    // Cut at 4000: the IDR at 4000 begins the first file.
+    assert_eq!(times(&read_file(&files[0], base), "/cam/x_static"), [4_000]);
 }
 
 #[test]

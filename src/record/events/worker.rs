@@ -88,6 +88,9 @@ pub(crate) struct Worker {
     commands: mpsc::Receiver<Command>,
     state: Arc<Mutex<State>>,
     ring: PreRoll,
+    /// The last sample of each latched channel (by channel index), written at every file's
+    /// start.
+    latched: Vec<Option<Sample>>,
     event: Option<Event>,
     /// In a write-error episode (logged once at its start).
     failing: bool,
@@ -121,6 +124,7 @@ impl Worker {
             max_bytes: tuning.ring_max_bytes,
         });
         Self {
+            latched: vec![None; channels.len()],
             config,
             channels,
             tuning,
@@ -182,7 +186,13 @@ impl Worker {
         while let Ok(Some(sample)) = self.queue.pop_blocking(Duration::ZERO) {
             waiting.push(sample);
         }
+        for sample in &waiting {
+            self.remember_latched(sample);
+        }
         let clip = self.ring.take_clip(start_ns, waiting);
+        let first_ns = clip
+            .first()
+            .map_or(start_ns, |s| s.log_time_ns.min(start_ns));
         self.event = Some(Event {
             id: event_id,
             info: EventInfo {
@@ -195,7 +205,7 @@ impl Worker {
             failed_at: None,
             last_idr_ns: None,
         });
-        if !self.open_file(path, start_ns) {
+        if !self.open_file(path, start_ns, first_ns) {
             self.count_lost(clip.len() as u64);
             return;
         }
@@ -239,10 +249,17 @@ impl Worker {
     }
 
     fn on_sample(&mut self, sample: Sample) {
+        self.remember_latched(&sample);
         if self.event.is_some() {
             self.record(sample);
         } else {
             self.ring.push(sample);
+        }
+    }
+
+    fn remember_latched(&mut self, sample: &Sample) {
+        if self.channels.get(sample.channel).is_some_and(|c| c.latched) {
+            self.latched[sample.channel] = Some(sample.clone());
         }
     }
 
@@ -283,7 +300,7 @@ impl Worker {
                 }
                 let event_id = event.id;
                 let path = self.next_path(event_id);
-                if !self.open_file(path, sample.log_time_ns) {
+                if !self.open_file(path, sample.log_time_ns, sample.log_time_ns) {
                     self.count_lost(1);
                     return;
                 }
@@ -304,7 +321,7 @@ impl Worker {
             tracing::debug!("closing a file at a split: {e}");
         }
         let path = self.next_path(event_id);
-        if self.open_file(path, sample.log_time_ns) {
+        if self.open_file(path, sample.log_time_ns, sample.log_time_ns) {
             tracing::info!("event recording continues in a new file (max_file reached)");
         }
     }
@@ -324,9 +341,10 @@ impl Worker {
         path
     }
 
-    /// Creates the directory and the file for the running event. On failure the event waits
-    /// for a keyframe after `retry_interval`.
-    fn open_file(&mut self, path: PathBuf, age_from_ns: u64) -> bool {
+    /// Creates the directory and the file for the running event and writes the latched
+    /// channels' last messages into it, logged at `first_ns` (the file's first message time).
+    /// On failure the event waits for a keyframe after `retry_interval`.
+    fn open_file(&mut self, path: PathBuf, age_from_ns: u64, first_ns: u64) -> bool {
         let Some(event) = &mut self.event else {
             return false;
         };
@@ -343,6 +361,11 @@ impl Worker {
                     tracing::warn!(file = %path.display(), "event recording resumed after write errors");
                 }
                 self.enforce_retention(Some(&path));
+                let latched: Vec<Sample> = self.latched.iter().flatten().cloned().collect();
+                for mut sample in latched {
+                    sample.log_time_ns = first_ns;
+                    self.write(&sample);
+                }
                 true
             }
             Err(e) => {
