@@ -88,6 +88,13 @@ class PixelCheck:
     picture in one pass, and only the moving block's rows and the tag are redrawn.
     """
 
+    @classmethod
+    def from_spec(cls, spec):
+        """From "WxH@FPS", as the test scripts' --check-pixels takes it."""
+        size, fps = spec.split("@")
+        width, height = (int(v) for v in size.split("x"))
+        return cls(width, height, int(fps))
+
     def __init__(self, width, height, fps):
         self.scene = Scene(width, height, fps)
         w, h = self.scene.width, self.scene.height

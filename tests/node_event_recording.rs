@@ -14,6 +14,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -52,6 +53,26 @@ fn read_recording(path: &Path) -> Value {
     })
 }
 
+/// A JSON array of integers.
+fn u64s(values: &Value) -> Vec<u64> {
+    values
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {values}"))
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+/// A JSON array of numbers.
+fn f64s(values: &Value) -> Vec<f64> {
+    values
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {values}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
 fn logs(node: &NodeProcess, sim: &Sim) -> String {
     format!("node log:\n{}\nsim log:\n{}", node.log(), sim.log())
 }
@@ -71,12 +92,7 @@ fn streaming(domain: u32, node: &NodeProcess, sim: &Sim) -> StatsWatcher {
 fn check_pictures(file: &Value, skip: usize, what: &str) -> usize {
     let video = &file["video"];
     assert_eq!(video["decode_errors"], 0, "{what}: {video}");
-    let numbers: Vec<u64> = video["frame_numbers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_u64().unwrap())
-        .collect();
+    let numbers: Vec<u64> = u64s(&video["frame_numbers"]);
     for pair in numbers.windows(2) {
         assert!(
             pair[1] > pair[0] && pair[1] - pair[0] <= 3,
@@ -85,12 +101,7 @@ fn check_pictures(file: &Value, skip: usize, what: &str) -> usize {
             pair[1]
         );
     }
-    let worst: Vec<f64> = video["worst_block"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_f64().unwrap())
-        .collect();
+    let worst: Vec<f64> = f64s(&video["worst_block"]);
     let damaged: Vec<(usize, f64)> = worst
         .iter()
         .copied()
@@ -194,14 +205,7 @@ fn a_manual_recording_starts_at_an_idr_holds_every_topic_and_survives_sigkill() 
         "{pictures} pictures in a 4 s recording"
     );
     // The metadata of each frame carries the frame's stamp.
-    let stamps = |values: &Value| -> std::collections::BTreeSet<u64> {
-        values
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect()
-    };
+    let stamps = |values: &Value| -> BTreeSet<u64> { u64s(values).into_iter().collect() };
     let video_stamps = stamps(&video["stamps_ns"]);
     let info_stamps = stamps(&file["camera_info_stamps_ns"]);
     assert!(
@@ -311,23 +315,13 @@ fn a_detection_recording_begins_with_its_pre_roll_on_an_intra_refresh_camera() {
     let file = read_recording(path);
     assert_eq!(file["complete"], true, "{file}");
     assert_eq!(file["metadata"]["spot_ptz_stream"]["reason"], "detection");
-    let detections: Vec<u64> = file["detections_log_ns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap())
-        .collect();
+    let detections: Vec<u64> = u64s(&file["detections_log_ns"]);
     assert!(detections.len() >= 5, "{detections:?}");
     let (first_detection, last_detection) = (detections[0], detections[detections.len() - 1]);
     let video = &file["video"];
     // The recording starts when the first detection arrives; its picture is whole from
     // record_pre_roll_secs before (the first picture of the file that is, with every one after).
-    let worst: Vec<f64> = video["worst_block"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_f64().unwrap())
-        .collect();
+    let worst: Vec<f64> = f64s(&video["worst_block"]);
     let whole_from = worst
         .iter()
         .rposition(|&w| w >= DAMAGED_WORST_BLOCK)

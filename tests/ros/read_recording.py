@@ -91,9 +91,7 @@ def main():
     if args.check_pixels:
         sys.path.insert(0, BENCH)
         from sim_scene import PixelCheck
-        size, fps = args.check_pixels.split("@")
-        width, height = (int(v) for v in size.split("x"))
-        check = PixelCheck(width, height, int(fps))
+        check = PixelCheck.from_spec(args.check_pixels)
 
     header, schemas, channels, messages, metadata, complete, error = read_records(args.path)
     factory = DecoderFactory()
