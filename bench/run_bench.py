@@ -101,14 +101,45 @@ class Process:
         return self.proc.returncode
 
 
+def thread_family(comm):
+    """A thread's name without its number: `tokio-runtime-w`, `h264-decode`, `dds.udp`, ..."""
+    return comm.rstrip("0123456789.-_#") or comm
+
+
+def thread_cpu_secs(pid):
+    """CPU seconds of each live thread family of `pid` (/proc/<pid>/task/*/stat)."""
+    families = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return families
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        family = thread_family(comm)
+        families[family] = families.get(family, 0.0) + \
+            (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return families
+
+
 class ProcSampler(threading.Thread):
-    """Samples a process's CPU time and RSS from /proc every `period_secs`."""
+    """Samples a process's CPU time, RSS, page faults and CPU by thread from /proc every
+    `period_secs`."""
+
+    # The CSV columns of a sample (the threads' CPU goes to threads.jsonl).
+    CSV_HEADER = "time_ns,cpu_secs,rss_kb,hwm_kb,rss_shmem_kb,minor_faults,major_faults"
 
     def __init__(self, pid, period_secs=1.0):
         super().__init__(daemon=True)
         self.pid = pid
         self.period_secs = period_secs
-        # (time_ns, cpu_secs, rss_kb, hwm_kb, rss_shmem_kb)
+        # (time_ns, cpu_secs, rss_kb, hwm_kb, rss_shmem_kb, minor_faults, major_faults,
+        #  {thread family: cpu_secs})
         self.samples = []
         self._halt = threading.Event()
 
@@ -117,6 +148,7 @@ class ProcSampler(threading.Thread):
             with open(f"/proc/{self.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             cpu_secs = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            minor_faults, major_faults = int(fields[7]), int(fields[9])
             fields = {}
             with open(f"/proc/{self.pid}/status") as f:
                 for line in f:
@@ -124,9 +156,20 @@ class ProcSampler(threading.Thread):
                     if key in ("VmRSS", "VmHWM", "RssShmem"):
                         fields[key] = int(value.split()[0])
             return (time.time_ns(), cpu_secs, fields.get("VmRSS", 0), fields.get("VmHWM", 0),
-                    fields.get("RssShmem", 0))
+                    fields.get("RssShmem", 0), minor_faults, major_faults,
+                    thread_cpu_secs(self.pid))
         except (OSError, IndexError, ValueError):
             return None
+
+    def write(self, run_dir):
+        """proc_samples.csv and threads.jsonl in `run_dir`."""
+        with open(os.path.join(run_dir, "proc_samples.csv"), "w") as f:
+            f.write(self.CSV_HEADER + "\n")
+            f.writelines(",".join(str(v) for v in sample[:7]) + "\n"
+                         for sample in self.samples)
+        with open(os.path.join(run_dir, "threads.jsonl"), "w") as f:
+            f.writelines(json.dumps({"time_ns": sample[0], "cpu_secs": sample[7]}) + "\n"
+                         for sample in self.samples)
 
     def run(self):
         while not self._halt.is_set():
@@ -251,10 +294,19 @@ def analyse_unwatched(run_dir, samples, warmup_secs):
 
 def add_cpu_and_memory(result, in_window, frames, wall_secs):
     """CPU per frame and steady memory of the receiver over `in_window` (its /proc samples)."""
-    cpu_secs = in_window[-1][1] - in_window[0][1]
+    first, last = in_window[0], in_window[-1]
+    cpu_secs = last[1] - first[1]
     result["cpu_percent_of_one_core"] = 100.0 * cpu_secs / wall_secs
     if frames:
         result["cpu_ms_per_frame"] = 1e3 * cpu_secs / frames
+        result["minor_faults_per_frame"] = (last[5] - first[5]) / frames
+        result["major_faults_per_frame"] = (last[6] - first[6]) / frames
+        # By thread family; a thread that ended in the window is missing from the last
+        # sample, so a family's figure is never negative and the parts may sum to a little
+        # less than the whole.
+        result["cpu_ms_per_frame_by_thread"] = {
+            family: 1e3 * max(0.0, secs - first[7].get(family, 0.0)) / frames
+            for family, secs in sorted(last[7].items())}
     steady = in_window[len(in_window) // 2:]
     result["rss_steady_mb"] = statistics.median(s[2] for s in steady) / 1024
     # Of which shared memory: the DDS transport's segment (32 MiB: the node's own
@@ -543,9 +595,7 @@ def run_receiver(system, args, work, sim_ports, bitrate_bps, capture_log, check_
     subscriber.stop()
     sampler.stop()
     exit_code = receiver.stop()
-    with open(os.path.join(run_dir, "proc_samples.csv"), "w") as f:
-        f.write("time_ns,cpu_secs,rss_kb,hwm_kb,rss_shmem_kb\n")
-        f.writelines(",".join(str(v) for v in sample) + "\n" for sample in sampler.samples)
+    sampler.write(run_dir)
     # Read once, used by both the figures and the plot.
     images, capture_ns = read_images(images_path), capture_log()
     if system == "ours_unwatched":
@@ -740,6 +790,8 @@ ROWS = [
     ("arrival→publish p99 ms", "arrival_to_publish_ms_p99", "{:.1f}"),
     ("CPU ms per frame", "cpu_ms_per_frame", "{:.2f}"),
     ("CPU % of one core", "cpu_percent_of_one_core", "{:.0f}"),
+    ("minor page faults per frame", "minor_faults_per_frame", "{:.1f}"),
+    ("major page faults per frame", "major_faults_per_frame", "{:.2f}"),
     ("RSS steady MB", "rss_steady_mb", "{:.1f}"),
     ("  of which DDS shared memory MB", "rss_shared_memory_mb", "{:.1f}"),
     ("  private (RSS − shared memory) MB", "rss_private_steady_mb", "{:.1f}"),
@@ -808,6 +860,7 @@ def markdown(report):
                 cells.append(f"{a / b:.2f}" if key in RATIO_KEYS and a is not None and b
                              else "")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.extend(thread_markdown(run["results"], systems))
         floor = run.get("micro_floor", {})
         ours = run["results"].get("ours", {})
         if floor.get("total_ms") and ours.get("cpu_ms_per_frame"):
@@ -819,6 +872,23 @@ def markdown(report):
     lines.extend(lossy_markdown(report.get("lossy_link"), report["fps"]))
     lines.extend(compressed_markdown(report.get("compressed"), report["fps"]))
     return "\n".join(lines) + "\n"
+
+
+def thread_markdown(results, systems):
+    """CPU ms per frame by thread family, each system's families in its own rows."""
+    rows = [(system, family, ms) for system in systems
+            for family, ms in results[system].get("cpu_ms_per_frame_by_thread", {}).items()
+            if ms >= 0.01]
+    if not rows:
+        return []
+    lines = ["", "Where a frame's CPU goes, by thread (ms per frame; threads named by their "
+             "first 15 characters without their number; under 0.01 ms left out):", "",
+             "| receiver | thread | CPU ms per frame | share |", "|---|---|---|---|"]
+    for system, family, ms in sorted(rows, key=lambda r: (systems.index(r[0]), -r[2])):
+        whole = results[system].get("cpu_ms_per_frame")
+        share = f"{100.0 * ms / whole:.0f} %" if whole else ""
+        lines.append(f"| {system} | `{family}` | {ms:.2f} | {share} |")
+    return lines
 
 
 def lossy_markdown(lossy, fps):

@@ -216,6 +216,8 @@ impl StatsSnapshot {
 pub struct Rates {
     /// Published frames per second.
     pub fps: f64,
+    /// Received (whole) access units per second, published or not.
+    pub received_fps: f64,
     /// Received RTP payload bits per second.
     pub bitrate_bps: f64,
 }
@@ -234,6 +236,10 @@ impl Rates {
             fps: later
                 .frames_published
                 .saturating_sub(earlier.frames_published) as f64
+                / secs,
+            received_fps: later
+                .frames_received
+                .saturating_sub(earlier.frames_received) as f64
                 / secs,
             bitrate_bps: later.rtp_bytes.saturating_sub(earlier.rtp_bytes) as f64 * 8.0 / secs,
         }

@@ -157,6 +157,12 @@ pub fn build(
 fn plain_state(status: &StreamStatus, rates: Rates, in_state: Duration) -> (Level, String) {
     match status.state {
         StreamState::Streaming if rates.fps > 0.0 => (Level::Ok, "streaming".to_string()),
+        // Nobody subscribes to pictures (only passthrough, JPEG, recording, or nothing): the
+        // video arrives, none is decoded. Not a fault.
+        StreamState::Streaming if rates.received_fps > 0.0 => (
+            Level::Ok,
+            "streaming (no picture subscriber: none decoded)".to_string(),
+        ),
         StreamState::Streaming if in_state < Duration::from_secs(2) => (
             Level::Ok,
             "connected, waiting for the first frame".to_string(),
@@ -176,5 +182,40 @@ fn plain_state(status: &StreamStatus, rates: Rates, in_state: Duration) -> (Leve
             format!("still {state} after {:.0} s", in_state.as_secs_f64()),
         ),
         state => (Level::Ok, format!("starting: {state}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streaming() -> StreamStatus {
+        StreamStatus {
+            state: StreamState::Streaming,
+            since: Instant::now(),
+            last_error: None,
+            link_down_since: None,
+        }
+    }
+
+    fn rates(fps: f64, received_fps: f64) -> Rates {
+        Rates {
+            fps,
+            received_fps,
+            bitrate_bps: 0.0,
+        }
+    }
+
+    #[test]
+    fn video_arriving_without_picture_subscribers_is_streaming_not_stalled() {
+        let long = Duration::from_secs(10);
+        let (level, message) = plain_state(&streaming(), rates(30.0, 30.0), long);
+        assert_eq!((level, message.as_str()), (Level::Ok, "streaming"));
+        let (level, message) = plain_state(&streaming(), rates(0.0, 30.0), long);
+        assert_eq!(level, Level::Ok, "{message}");
+        assert!(message.contains("no picture subscriber"), "{message}");
+        let (level, message) = plain_state(&streaming(), rates(0.0, 0.0), long);
+        assert_eq!(level, Level::Warn);
+        assert!(message.contains("stalled"), "{message}");
     }
 }

@@ -27,6 +27,7 @@ fn fast() -> Tuning {
         retry_interval: Duration::from_millis(300),
         retention_interval: Duration::from_millis(20),
         poll: Duration::from_millis(5),
+        idle_poll: Duration::from_millis(5),
         ..Tuning::default()
     }
 }

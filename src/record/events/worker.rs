@@ -47,8 +47,12 @@ pub(crate) struct Tuning {
     pub ring_min_span: Duration,
     /// …and at most this many payload bytes.
     pub ring_max_bytes: usize,
-    /// Longest wait for a sample before looking at commands and timers again.
+    /// Longest wait for a sample before looking at commands and timers again, while an event
+    /// is recorded…
     pub poll: Duration,
+    /// …and while none is (a start waits at most this long; the ring keeps `RING_SLACK` more
+    /// than the pre-roll for it).
+    pub idle_poll: Duration,
     /// The queue overflowing is logged (ERROR) at most this often.
     pub drop_report_interval: Duration,
 }
@@ -63,6 +67,7 @@ impl Default for Tuning {
             ring_min_span: Duration::from_secs(30),
             ring_max_bytes: 64 * 1024 * 1024,
             poll: Duration::from_millis(50),
+            idle_poll: Duration::from_millis(250),
             drop_report_interval: Duration::from_secs(10),
         }
     }
@@ -147,7 +152,12 @@ impl Worker {
     pub fn run(mut self) -> Result<(), EventRecordError> {
         loop {
             self.apply_commands();
-            match self.queue.pop_blocking(self.tuning.poll) {
+            let poll = if self.event.is_some() {
+                self.tuning.poll
+            } else {
+                self.tuning.idle_poll
+            };
+            match self.queue.pop_blocking(poll) {
                 Ok(Some(sample)) => self.on_sample(sample),
                 Ok(None) => {}
                 Err(Closed) => break,
@@ -470,7 +480,7 @@ impl Worker {
             self.last_flush = Instant::now();
             self.flush();
         }
-        if self.last_retention.elapsed() >= self.tuning.retention_interval {
+        if self.event.is_some() && self.last_retention.elapsed() >= self.tuning.retention_interval {
             let open = self
                 .event
                 .as_ref()
