@@ -47,7 +47,7 @@ use crate::params::{AimingParams, NodeParams};
 use crate::robot::{Credentials, RobotClient};
 use crate::ros::NodeError;
 use crate::ros::detections::{Detections, person_score};
-use crate::ros::messages::Stamper;
+use crate::ros::messages::{Stamper, duration_of};
 use crate::ros::recording::{Channel, Recording};
 use crate::shutdown::CancellationToken;
 
@@ -555,10 +555,6 @@ pub async fn publish_people(context: Arc<AimContext>, publisher: r2r::Publisher<
             tracing::warn!(%error, "could not publish ptz_detections");
         }
     }
-}
-
-fn duration_of(time: &Time) -> Duration {
-    Duration::new(u64::try_from(time.sec).unwrap_or(0), time.nanosec)
 }
 
 /// `class_id` of the hypothesis every person has (the source's score).

@@ -89,6 +89,11 @@ impl Default for Stamper {
     }
 }
 
+/// A ROS time as the time since the clock's zero (a negative time is zero).
+pub fn duration_of(time: &Time) -> std::time::Duration {
+    std::time::Duration::new(u64::try_from(time.sec).unwrap_or(0), time.nanosec)
+}
+
 /// The wall clock as a ROS time (for diagnostics).
 pub fn wall_time() -> Time {
     let since_epoch = SystemTime::now()

@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt as _;
 use r2r::QosProfile;
@@ -31,7 +31,7 @@ use crate::media::handoff::Demand;
 use crate::params::{NodeParams, RecordingParams};
 use crate::record::events::{
     ChannelSpec, EventRecorder, EventRecorderConfig, Reason, RecorderStats, Sample, SchemaSource,
-    VideoKey,
+    VideoKey, unix_ns,
 };
 use crate::shutdown::CancellationToken;
 use crate::stream::StreamHandle;
@@ -271,10 +271,8 @@ impl Recording {
             }
         };
         let log_time_ns = unix_ns(SystemTime::now());
-        let publish_time_ns = u64::try_from(stamp.sec)
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(stamp.nanosec));
+        let publish_time_ns =
+            u64::try_from(super::messages::duration_of(stamp).as_nanos()).unwrap_or(u64::MAX);
         if let Some(recorder) = lock(&self.recorder).as_ref() {
             recorder.push(Sample {
                 channel: channel as usize,
@@ -489,11 +487,6 @@ async fn serve(
             tracing::warn!(%error, "could not answer a recording service call");
         }
     }
-}
-
-fn unix_ns(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The key of a passthrough frame for the recorder.

@@ -188,7 +188,7 @@ fn event_metadata(event: &EventInfo, path: &Path) -> BTreeMap<String, String> {
 }
 
 /// Nanoseconds since the UNIX epoch (0 before it).
-pub(crate) fn unix_ns(time: SystemTime) -> u64 {
+pub fn unix_ns(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

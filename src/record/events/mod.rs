@@ -31,10 +31,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use mcap_file::unix_ns;
 pub use schema::{SchemaError, SchemaSource};
 
 use crate::media::handoff::DropOldestQueue;
-use mcap_file::{FileNamer, ResolvedChannel, unix_ns};
+use mcap_file::{FileNamer, ResolvedChannel};
 use worker::{Command, Tuning, Worker};
 
 /// One recorded topic.
